@@ -1,0 +1,330 @@
+"""Steerable 3D convolution: one ``conv3d`` call with a kernel assembled from weights x a continuous basis."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
+from ..basis import SHELL_WIDTH, KernelBasis
+from ..sizes import window_is_exact
+
+__all__ = ["SteerableConv3d"]
+
+PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+
+
+def _blur_taps(stride: int, even: bool) -> torch.Tensor:
+    """1-d Gaussian anti-aliasing filter for ``stride``, float64, on integer (odd length) or half-integer
+    (even length) offsets; standard deviation ``0.5 sqrt(stride^2 - 1)`` voxels, cut at two deviations."""
+    sigma = 0.5 * math.sqrt(stride**2 - 1)
+    if even:
+        half = math.ceil(2 * sigma + 0.5)
+        offsets = torch.arange(-half, half, dtype=torch.float64) + 0.5
+    else:
+        half = math.ceil(2 * sigma)
+        offsets = torch.arange(-half, half + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return taps / taps.sum()
+
+
+class SteerableConv3d(torch.nn.Module):
+    r"""E(3)-steerable convolution on a regular grid.
+
+    Maps a field ``[B, irreps_in.dim, X, Y, Z]`` to ``[B, irreps_out.dim, X', Y', Z']`` with one
+    ``torch.nn.functional.conv3d`` call. The kernel is ``weights x basis`` (see :mod:`steerable3d.basis`):
+    Gaussian shells in physical units times spherical harmonics, contracted with Clebsch-Gordan
+    coefficients. The self-connection is the centre tap; a bias is added on ``0e`` outputs only.
+
+    Args:
+        irreps_in, irreps_out: e3nn irreps, e.g. ``"8x0e + 4x1o + 2x2e"``.
+        kernel_size: odd number of taps along the axis with the smallest spacing. The physical radius is
+            ``(kernel_size // 2) * min(spacing)``; other axes get the taps that fit in it.
+        spacing: voxel size (x, y, z) in physical units; may be changed later (``conv.spacing = ...`` or
+            :meth:`with_spacing`) to sample the same continuous filter on another grid.
+        stride: int or three ints.
+        padding: ``"same"`` (symmetric ``dilation * (taps - 1) // 2`` per side, whatever the stride) or an
+            int / three ints, always symmetric.
+        padding_mode: ``"zeros"``, ``"circular"``, ``"reflect"`` or ``"replicate"``.
+        dilation: int or three ints (the sampled filter is spread over ``dilation`` voxels per tap).
+        bias: learnable bias on the ``0e`` outputs.
+        parity: O(3) selection rule (True) or SO(3) (False).
+        antialias: with ``stride > 1``, a Gaussian blur (std ``0.5 sqrt(s^2 - 1)`` voxels) is folded into
+            the kernel before subsampling; its length (odd or even) is picked from the input size so that
+            the output grid stays symmetric (see "Exactness" below).
+        backend: ``"direct"`` (``conv3d``).
+        shell_width, max_order, moment_order: radial basis options, see :class:`~steerable3d.basis.KernelBasis`.
+
+    Exactness: the 48 grid symmetries (about the volume centre) hold to float rounding when every axis
+    satisfies ``(N + 2p - k) % s == 0`` for the effective window ``k``. With ``stride=1`` every size is
+    exact. With ``stride=2`` and ``antialias=True`` every size is exact (odd blur for ``N + 2p - k`` even,
+    even blur otherwise); with ``antialias=False`` odd kernels need odd sizes. For ``stride >= 3`` the blur
+    covers residues 0 and 1 only. :meth:`is_exact` answers for a given input shape.
+
+    In eval mode (and without gradients) the assembled kernel is cached until the weights, dtype, device
+    or spacing change; ``state_dict`` keys are the same in both modes.
+
+    Example:
+        >>> conv = SteerableConv3d("4x0e + 2x1o", "2x0e + 1x1o + 1x2e", kernel_size=5)
+        >>> conv(torch.randn(2, 10, 16, 16, 16)).shape
+        torch.Size([2, 10, 16, 16, 16])
+    """
+
+    def __init__(
+        self,
+        irreps_in,
+        irreps_out,
+        kernel_size: int = 5,
+        *,
+        spacing: Spacing = 1.0,
+        stride: Union[int, Sequence[int]] = 1,
+        padding: Union[str, int, Sequence[int]] = "same",
+        padding_mode: str = "zeros",
+        dilation: Union[int, Sequence[int]] = 1,
+        bias: bool = True,
+        parity: bool = True,
+        antialias: bool = True,
+        backend: str = "direct",
+        shell_width: float = SHELL_WIDTH,
+        max_order: int | None = None,
+        moment_order: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps_in, "irreps_in")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: expected an odd positive int (taps along the finest axis), got {kernel_size!r}")
+        spacing = as_spacing(spacing)
+        self.kernel_size = kernel_size
+        self.stride = as_triple(stride, "stride")
+        self.dilation = as_triple(dilation, "dilation")
+        if min(self.stride) < 1 or min(self.dilation) < 1:
+            raise ValueError(f"stride and dilation: expected positive ints, got {stride!r} and {dilation!r}")
+        if padding != "same":
+            padding = as_triple(padding, "padding")
+            if min(padding) < 0:
+                raise ValueError(f"padding: expected 'same' or non-negative ints, got {padding!r}")
+        self.padding = padding
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        if backend != "direct":
+            raise ValueError(f"backend: expected 'direct', got {backend!r}")
+        self.backend = backend
+        self.parity = bool(parity)
+        self.antialias = bool(antialias)
+        self.radius = (kernel_size // 2) * min(spacing)
+        self.basis = KernelBasis(
+            self.irreps_in,
+            self.irreps_out,
+            self.radius,
+            spacing,
+            parity=parity,
+            width=shell_width,
+            max_order=max_order,
+            moment_order=moment_order,
+        )
+        unreachable = [str(ir) for ok, (_, ir) in zip(self.basis.reachable(), self.irreps_out) if not ok]
+        if unreachable:
+            raise ValueError(
+                f"irreps_out: no filter of a {kernel_size}^3 kernel maps {self.irreps_in} to {', '.join(unreachable)} "
+                f"(parity={parity}); use a larger kernel_size or drop these outputs"
+            )
+
+        # weights: per (i_out, i_in) pair a block [mul_out, mul_in, n_paths], flattened into one parameter
+        self._blocks = []
+        offset = 0
+        for (i_out, i_in), paths in self.basis.pair_paths.items():
+            shape = (self.irreps_out[i_out].mul, self.irreps_in[i_in].mul, len(paths))
+            self._blocks.append((i_out, i_in, offset, shape))
+            offset += math.prod(shape)
+        self.weight = torch.nn.Parameter(torch.empty(offset))
+        scalar_channels = [
+            i for (mul, ir), sl in zip(self.irreps_out, self.irreps_out.slices()) if ir.l == 0 and ir.p == 1
+            for i in range(sl.start, sl.stop)
+        ]
+        self.register_buffer("_bias_index", torch.tensor(scalar_channels, dtype=torch.long), persistent=False)
+        self.bias = torch.nn.Parameter(torch.zeros(len(scalar_channels))) if bias and scalar_channels else None
+        self.reset_parameters()
+
+        self._spacing = spacing
+        self._basis64 = self.basis.sample(spacing)  # float64 master copy, kept out of dtype casts (_apply)
+        self._cache = None
+
+    # -- parameters and spacing ------------------------------------------------------------------------
+
+    def reset_parameters(self) -> None:
+        """Weights ~ N(0, 1 / n) with ``n`` the number of (input channel, path) pairs feeding each output
+        irrep, so every path has the same share and a unit-variance white input gives unit-variance
+        outputs; bias zero."""
+        fan_in = [0] * len(self.irreps_out)
+        for i_out, i_in, _, (_, mul_in, n_paths) in self._blocks:
+            fan_in[i_out] += mul_in * n_paths
+        with torch.no_grad():
+            for i_out, _, offset, shape in self._blocks:
+                n = math.prod(shape)
+                self.weight[offset : offset + n].normal_(0.0, 1.0 / math.sqrt(max(fan_in[i_out], 1)))
+            if self.bias is not None:
+                self.bias.zero_()
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size (x, y, z) in physical units. Setting it resamples the same continuous filter."""
+        return self._spacing
+
+    @spacing.setter
+    def spacing(self, value: Spacing) -> None:
+        value = as_spacing(value)
+        device = self._basis64[0].device if self._basis64 else torch.device("cpu")
+        self._basis64 = [b.to(device) for b in self.basis.sample(value)]
+        self._spacing = value
+        self._cache = None
+
+    def with_spacing(self, spacing: Spacing) -> "SteerableConv3d":
+        """A copy of this layer on another grid (same weights, same continuous filter)."""
+        import copy
+
+        other = copy.deepcopy(self)
+        other.spacing = spacing
+        return other
+
+    @property
+    def taps(self) -> tuple[int, int, int]:
+        """Kernel taps per axis at the current spacing."""
+        return self.basis.taps(self._spacing)
+
+    def _padding(self) -> tuple[int, int, int]:
+        if self.padding == "same":
+            return tuple(d * (n - 1) // 2 for d, n in zip(self.dilation, self.taps))
+        return self.padding
+
+    # -- kernel ------------------------------------------------------------------------------------------
+
+    def _apply(self, fn, recurse=True):
+        # Parameters follow ``fn`` (dtype and device). The float64 basis only follows the device, so that
+        # a float32 or bfloat16 round trip does not lose its exactness.
+        super()._apply(fn, recurse)
+        probe = fn(torch.zeros((), dtype=torch.float64, device=self._basis64[0].device if self._basis64 else "cpu"))
+        self._basis64 = [b.to(probe.device) for b in self._basis64]
+        self._cache = None
+        return self
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+    def kernel(self) -> torch.Tensor:
+        """The dense kernel ``[irreps_out.dim, irreps_in.dim, X, Y, Z]`` (no blur), in the weight's dtype
+        promoted to at least float32."""
+        dtype = torch.promote_types(self.weight.dtype, torch.float32)
+        with torch.autocast(self.weight.device.type, enabled=False):
+            weight = self.weight.to(dtype)
+            basis = [b.to(dtype) for b in self._basis64]
+            taps = self.taps
+            rows = []
+            for i_out, (mul_out, ir_out) in enumerate(self.irreps_out):
+                cols = []
+                for i_in, (mul_in, ir_in) in enumerate(self.irreps_in):
+                    index = i_out * len(self.irreps_in) + i_in
+                    _, _, offset, shape = self._blocks[index]
+                    b = basis[index]
+                    if shape[2] == 0:
+                        cols.append(weight.new_zeros(mul_out * ir_out.dim, mul_in * ir_in.dim, *taps))
+                        continue
+                    w = weight[offset : offset + math.prod(shape)].view(shape)
+                    block = torch.einsum("uvb,bmnxyz->umvnxyz", w, b)
+                    cols.append(block.reshape(mul_out * ir_out.dim, mul_in * ir_in.dim, *taps))
+                rows.append(torch.cat(cols, dim=1))
+            return torch.cat(rows, dim=0)
+
+    def _blur_choice(self, spatial: Sequence[int]) -> tuple[bool | None, ...]:
+        """Per axis: ``None`` (no blur), ``False`` (odd blur) or ``True`` (even blur), from the input size."""
+        if not self.antialias:
+            return (None, None, None)
+        choice = []
+        for n, s, p, d, t in zip(spatial, self.stride, self._padding(), self.dilation, self.taps):
+            if s == 1:
+                choice.append(None)
+                continue
+            k = d * (t - 1) + 1
+            # odd blur keeps N + 2p - k; even blur makes it N + 2p - k - 1
+            choice.append((n + 2 * p - k) % s != 0 and (n + 2 * p - k - 1) % s == 0)
+        return tuple(choice)
+
+    def _strided_kernel(self, kernel: torch.Tensor, blur: tuple) -> tuple[torch.Tensor, tuple, tuple]:
+        """Fold the anti-aliasing blur into the kernel. Returns (kernel, padding, dilation)."""
+        padding = list(self._padding())
+        dilation = list(self.dilation)
+        if all(b is None for b in blur):
+            return kernel, tuple(padding), tuple(dilation)
+        if max(dilation) > 1:  # materialize the dilation so the blur can be folded in
+            o, i = kernel.shape[:2]
+            size = [d * (t - 1) + 1 for d, t in zip(dilation, kernel.shape[2:])]
+            dilated = kernel.new_zeros(o, i, *size)
+            dilated[:, :, :: dilation[0], :: dilation[1], :: dilation[2]] = kernel
+            kernel, dilation = dilated, [1, 1, 1]
+        o, i = kernel.shape[:2]
+        k = kernel.reshape(o * i, 1, *kernel.shape[2:])
+        for axis, (even, s) in enumerate(zip(blur, self.stride)):
+            if even is None:
+                continue
+            taps = _blur_taps(s, even).to(k.dtype).to(k.device)
+            shape = [1, 1, 1, 1, 1]
+            shape[2 + axis] = len(taps)
+            pad = [0, 0, 0]
+            pad[axis] = len(taps) - 1
+            k = F.conv3d(k, taps.view(shape), padding=tuple(pad))
+            padding[axis] += (len(taps) - 1) // 2
+        return k.reshape(o, i, *k.shape[2:]), tuple(padding), tuple(dilation)
+
+    def _conv_plan(self, x: torch.Tensor):
+        blur = self._blur_choice(x.shape[2:])
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device, self._spacing, blur)
+        use_cache = not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
+        if use_cache and self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        plan = self._strided_kernel(self.kernel(), blur)
+        if use_cache:
+            self._cache = (key, plan)
+        return plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
+        check_field(x, self.irreps_in)
+        kernel, padding, dilation = self._conv_plan(x)
+        if not torch.is_autocast_enabled(x.device.type):
+            kernel = kernel.to(x.dtype)
+        bias = None
+        if self.bias is not None:
+            bias = kernel.new_zeros(self.irreps_out.dim).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+        if self.padding_mode != "zeros":
+            pad = [p for p in reversed(padding) for _ in range(2)]
+            x = F.pad(x, pad, mode=self.padding_mode)
+            padding = 0
+        return F.conv3d(x, kernel, bias, self.stride, padding, dilation)
+
+    # -- sizes -------------------------------------------------------------------------------------------
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre)."""
+        blur = self._blur_choice(spatial_shape)
+        for n, s, p, d, t, b in zip(spatial_shape, self.stride, self._padding(), self.dilation, self.taps, blur):
+            k = d * (t - 1) + 1
+            if b is not None:  # the blur widens the window and the padding together
+                extra = (len(_blur_taps(s, b)) - 1)
+                k, p = k + extra, p + extra // 2
+            if not window_is_exact(n, k, s, p):
+                return False
+        return True
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.irreps_in} -> {self.irreps_out}, kernel_size={self.kernel_size}, taps={self.taps}, "
+            f"spacing={self._spacing}, stride={self.stride}, padding={self.padding!r}, "
+            f"padding_mode={self.padding_mode!r}, parity={self.parity}, antialias={self.antialias}, "
+            f"weights={self.weight.numel()}"
+        )
