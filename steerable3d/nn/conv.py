@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence, Union
 
@@ -117,6 +118,7 @@ class SteerableConv3d(torch.nn.Module):
         self.parity = bool(parity)
         self.antialias = bool(antialias)
         self.radius = (kernel_size // 2) * min(spacing)
+        self._spacing = spacing
         self.basis = KernelBasis(
             self.irreps_in,
             self.irreps_out,
@@ -150,7 +152,6 @@ class SteerableConv3d(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(len(scalar_channels))) if bias and scalar_channels else None
         self.reset_parameters()
 
-        self._spacing = spacing
         self._basis64 = self.basis.sample(spacing)  # float64 master copy, kept out of dtype casts (_apply)
         self._cache = None
 
@@ -221,7 +222,9 @@ class SteerableConv3d(torch.nn.Module):
         """The dense kernel ``[irreps_out.dim, irreps_in.dim, X, Y, Z]`` (no blur), in the weight's dtype
         promoted to at least float32."""
         dtype = torch.promote_types(self.weight.dtype, torch.float32)
-        with torch.autocast(self.weight.device.type, enabled=False):
+        device_type = self.weight.device.type
+        no_autocast = torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) else contextlib.nullcontext()
+        with no_autocast:  # assemble in full precision; conv3d casts under autocast
             weight = self.weight.to(dtype)
             basis = [b.to(dtype) for b in self._basis64]
             taps = self.taps
@@ -296,7 +299,7 @@ class SteerableConv3d(torch.nn.Module):
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
         check_field(x, self.irreps_in)
         kernel, padding, dilation = self._conv_plan(x)
-        if not torch.is_autocast_enabled(x.device.type):
+        if not (torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)):
             kernel = kernel.to(x.dtype)
         bias = None
         if self.bias is not None:

@@ -1,0 +1,86 @@
+"""Command line: ``steerable3d --version``, ``steerable3d check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from . import __version__
+
+GRID_TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
+
+
+def _blurred_noise(irreps, size: int, seed: int) -> torch.Tensor:
+    """White noise blurred by a Gaussian of 2 voxels, ``[1, irreps.dim, size, size, size]`` float64."""
+    import numpy as np
+    from scipy import ndimage
+
+    noise = np.random.default_rng(seed).standard_normal((1, irreps.dim, size, size, size))
+    return torch.from_numpy(ndimage.gaussian_filter(noise, sigma=(0, 0, 2, 2, 2)))
+
+
+def check(args: argparse.Namespace) -> int:
+    """Build one layer, print its equivariance error per output irrep; non-zero exit if the grid fails."""
+    from .nn import SteerableConv3d
+    from .testing import equivariance_error
+
+    torch.manual_seed(args.seed)
+    conv = SteerableConv3d(args.irreps_in, args.irreps_out, args.kernel_size, stride=args.stride, parity=not args.so3)
+    print(f"steerable3d {__version__}: {conv}")
+    n = args.size
+    failed = False
+    rows = []
+    for dtype in ("float64", "float32"):
+        layer = conv.to(getattr(torch, dtype))
+        x = torch.randn(2, conv.irreps_in.dim, n, n, n, dtype=getattr(torch, dtype))
+        errors = equivariance_error(layer, x, conv.irreps_in, conv.irreps_out, parity=not args.so3)
+        group = "24 rotations" if args.so3 else "48 rotations and reflections"
+        rows.append((f"grid, {group}, {dtype}", errors, GRID_TOLERANCE[dtype]))
+        failed |= any(e > GRID_TOLERANCE[dtype] for e in errors.values())
+    layer = conv.double()
+    x = _blurred_noise(conv.irreps_in, args.rotation_size, args.seed)
+    errors = equivariance_error(
+        layer, x, conv.irreps_in, conv.irreps_out, group="continuous", rotations=args.rotations,
+        parity=not args.so3, seed=args.seed, crop=args.rotation_size // 4,
+    )
+    rows.append((f"continuous, {args.rotations} random rotations (rel. L2)", errors, None))
+    names = list(rows[0][1])
+    print(f"\n{'equivariance error':<48}" + "".join(f"{name:>12}" for name in names) + "   limit")
+    for label, errors, tolerance in rows:
+        limit = f"{tolerance:.0e}" if tolerance else "approx."
+        print(f"{label:<48}" + "".join(f"{errors[name]:>12.2e}" for name in names) + f"   {limit}")
+    print("\ngrid symmetries:", "FAILED" if failed else "exact to float rounding")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="steerable3d", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"steerable3d {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="build a default layer and print its equivariance error per irrep")
+    p.add_argument("--irreps-in", default="8x0e + 4x1o + 2x2e")
+    p.add_argument("--irreps-out", default="8x0e + 4x1o + 2x2e")
+    p.add_argument("--kernel-size", type=int, default=5)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--size", type=int, default=12, help="cubic volume for the grid-group check")
+    p.add_argument("--rotation-size", type=int, default=33, help="cubic volume for continuous rotations")
+    p.add_argument("--rotations", type=int, default=3)
+    p.add_argument("--so3", action="store_true", help="rotations only (parity=False)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"steerable3d {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

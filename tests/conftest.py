@@ -1,0 +1,15 @@
+import pytest
+import torch
+
+
+@pytest.fixture
+def float64():
+    """Exact tests run with torch's default dtype set to float64 (e3nn builds its constants in it)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def pytest_configure(config):
+    torch.set_num_threads(2)

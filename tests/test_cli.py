@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+from steerable3d import __version__
+from steerable3d.cli import main
+
+
+def test_check_reports_exact_grid_symmetry(capsys):
+    assert main(["check", "--size", "7", "--rotation-size", "17", "--rotations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "exact to float rounding" in out
+    for irrep in ("0e", "1o", "2e"):
+        assert irrep in out
+
+
+def test_check_rejects_bad_irreps(capsys):
+    assert main(["check", "--irreps-in", "2x1q"]) == 2
+    assert "irreps_in" in capsys.readouterr().err
+
+
+def test_module_entry_point_and_version():
+    out = subprocess.run([sys.executable, "-m", "steerable3d", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"steerable3d {__version__}"
