@@ -40,6 +40,13 @@ def test_exact_over_48_symmetries_float32():
     assert_equivariant(conv, varied_batch(conv.irreps_in.dim, 12, torch.float32), MIXED_IN, MIXED_OUT, tolerance=1e-5)
 
 
+@pytest.mark.parametrize("stride, size", [(1, 9), (2, 10), (2, 11)])
+def test_exact_with_dilation(stride, size, float64):
+    conv = SteerableConv3d(MIXED_IN, MIXED_OUT, 3, dilation=2, stride=stride)
+    assert conv.is_exact((size,) * 3)
+    assert_equivariant(conv, varied_batch(conv.irreps_in.dim, size), MIXED_IN, MIXED_OUT, tolerance=1e-10)
+
+
 @pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
 def test_exact_for_every_padding_mode(padding_mode, float64):
     conv = SteerableConv3d(MIXED_IN, MIXED_OUT, 5, padding_mode=padding_mode)
