@@ -1,0 +1,184 @@
+"""Equivariant nonlinearities on fields: gates and norm activations."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from e3nn import o3
+from e3nn.math import normalize2mom
+
+from .._validation import as_irreps, check_field
+
+__all__ = ["Gate", "NormActivation"]
+
+
+def _channels(irreps: o3.Irreps) -> list[torch.Tensor]:
+    """Channel indices of every entry of ``irreps``."""
+    return [torch.arange(sl.start, sl.stop) for sl in irreps.slices()]
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[:, index]``, as a view when the index is a contiguous range."""
+    if len(index) and bool((index == torch.arange(int(index[0]), int(index[0]) + len(index))).all()):
+        return x.narrow(1, int(index[0]), len(index))
+    return x.index_select(1, index.to(x.device))
+
+
+def _activation_parity(act: Callable | None, p: int, where: str) -> int:
+    """Parity of ``act(x)`` for a scalar of parity ``p`` (e3nn's rule): even functions make 0o into 0e,
+    odd ones keep 0o; any other function of a pseudoscalar breaks reflection symmetry."""
+    if act is None or p == 1:
+        return p
+    x = torch.linspace(0.1, 5.0, 64)
+    if torch.allclose(act(x), act(-x), atol=1e-6):
+        return 1
+    if torch.allclose(act(x), -act(-x), atol=1e-6):
+        return -1
+    raise ValueError(f"{where}: an activation of a pseudoscalar (0o) must be even or odd, got {act}")
+
+
+class Gate(torch.nn.Module):
+    r"""Gated nonlinearity with e3nn's arguments and meaning, on fields ``[B, C, X, Y, Z]``.
+
+    ``out = act_scalars(scalars) (+) act_gates(gates) * gated``: scalars go through their activations, each
+    gated field (any ``l``) is multiplied by one activated gate scalar. Activations are normalized to unit
+    second moment (e3nn's ``normalize2mom``). Parity follows e3nn: an even activation on ``0o`` gives
+    ``0e``, an odd one keeps ``0o``; a gated field times a ``0o`` gate changes parity.
+
+    The input channel order is e3nn's: ``irreps_in`` is ``irreps_scalars + irreps_gates + irreps_gated``
+    sorted and simplified; ``irreps_out`` is the activated scalars followed by the gated fields.
+
+    Args:
+        irreps_scalars: scalar irreps (``0e``/``0o``) passed through ``act_scalars`` (one per entry).
+        act_scalars: list of callables (or ``None`` for identity).
+        irreps_gates: scalar irreps, ``irreps_gates.num_irreps == irreps_gated.num_irreps``.
+        act_gates: list of callables, one per entry of ``irreps_gates``.
+        irreps_gated: the fields to gate.
+
+    Works along the channel axis: parts that are contiguous in the input are views, the rest is gathered once.
+
+    >>> gate = Gate("4x0e", [torch.relu], "2x0e", [torch.sigmoid], "1x1o + 1x2e")
+    >>> gate.irreps_in, gate.irreps_out
+    (6x0e+1x1o+1x2e, 4x0e+1x1o+1x2e)
+    >>> gate(torch.randn(2, 14, 5, 5, 5)).shape
+    torch.Size([2, 12, 5, 5, 5])
+    """
+
+    def __init__(
+        self,
+        irreps_scalars,
+        act_scalars: Sequence[Callable | None],
+        irreps_gates,
+        act_gates: Sequence[Callable | None],
+        irreps_gated,
+    ) -> None:
+        super().__init__()
+        scalars = as_irreps(irreps_scalars, "irreps_scalars").simplify()
+        gates = as_irreps(irreps_gates, "irreps_gates").simplify()
+        gated = as_irreps(irreps_gated, "irreps_gated").simplify()
+        for name, irreps, acts in (("scalars", scalars, act_scalars), ("gates", gates, act_gates)):
+            if any(ir.l != 0 for _, ir in irreps):
+                raise ValueError(f"irreps_{name}: expected scalars (0e, 0o) only, got {irreps}")
+            if len(acts) != len(irreps):
+                raise ValueError(f"act_{name}: expected {len(irreps)} activations (one per entry of {irreps}), got {len(acts)}")
+        if gates.num_irreps != gated.num_irreps:
+            raise ValueError(
+                f"irreps_gates: expected one gate per gated field ({gated.num_irreps} for {gated}), got {gates.num_irreps}"
+            )
+        # e3nn's layout: the three parts concatenated, then sorted (stably) and simplified
+        parts = scalars + gates + gated
+        order = sorted(range(len(parts)), key=lambda i: parts[i].ir)
+        entry_channels = _channels(parts)
+        layout = torch.cat([entry_channels[i] for i in order]) if len(parts) else torch.zeros(0, dtype=torch.long)
+        position = torch.argsort(layout)  # concatenated channel -> input channel
+        n_s, n_g = scalars.dim, gates.dim
+        self.register_buffer("_scalar_index", position[:n_s], persistent=False)
+        self.register_buffer("_gate_index", position[n_s : n_s + n_g], persistent=False)
+        self.register_buffer("_gated_index", position[n_s + n_g :], persistent=False)
+        self.irreps_in = o3.Irreps([parts[i] for i in order]).simplify()
+
+        self.act_scalars = [normalize2mom(a) if a is not None else None for a in act_scalars]
+        self.act_gates = [normalize2mom(a) if a is not None else None for a in act_gates]
+        out_scalars = o3.Irreps(
+            [(mul, (0, _activation_parity(a, ir.p, "act_scalars"))) for (mul, ir), a in zip(scalars, act_scalars)]
+        )
+        gate_parity = [_activation_parity(a, ir.p, "act_gates") for (_, ir), a in zip(gates, act_gates)]
+        # one gate per gated field: field k of the gated irreps uses gate k
+        per_field_parity = [p for (mul, _), p in zip(gates, gate_parity) for _ in range(mul)]
+        out_gated, repeat, k = [], [], 0
+        for mul, ir in gated:
+            for _ in range(mul):
+                out_gated.append((1, (ir.l, ir.p * per_field_parity[k])))
+                repeat += [k] * ir.dim
+                k += 1
+        self.irreps_out = out_scalars + o3.Irreps(out_gated).simplify()
+        self.register_buffer("_gate_repeat", torch.tensor(repeat, dtype=torch.long), persistent=False)
+        self._scalar_slices = [(sl, a) for sl, a in zip(scalars.slices(), self.act_scalars)]
+        self._gate_slices = [(sl, a) for sl, a in zip(gates.slices(), self.act_gates)]
+
+    @staticmethod
+    def _activate(x: torch.Tensor, pieces) -> torch.Tensor:
+        outs = [x[:, sl] if act is None else act(x[:, sl]) for sl, act in pieces]
+        return torch.cat(outs, dim=1) if len(outs) != 1 else outs[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X, Y, Z]``."""
+        check_field(x, self.irreps_in)
+        outs = []
+        if len(self._scalar_index):
+            outs.append(self._activate(_take(x, self._scalar_index), self._scalar_slices))
+        if len(self._gated_index):
+            gates = self._activate(_take(x, self._gate_index), self._gate_slices)
+            outs.append(_take(x, self._gated_index) * gates.index_select(1, self._gate_repeat))
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} -> {self.irreps_out}"
+
+
+class NormActivation(torch.nn.Module):
+    r"""``x -> x * act(|x| + b) / |x|`` per field: a function of each field's norm times its direction.
+
+    Equivariant for every irrep and parity (the norm is invariant, the direction is the field itself).
+    Scalars keep their sign: ``0e``/``0o`` values become ``sign(x) act(|x| + b)``.
+
+    Args:
+        irreps: the field's irreps (``irreps_out == irreps_in``).
+        activation: applied to the (biased) norm; default ``torch.sigmoid``.
+        bias: learnable bias per field added to the norm before the activation.
+        normalize: divide by the norm (True) or keep the magnitude, i.e. ``x * act(|x| + b)`` (False).
+        epsilon: added to the norm before the division.
+
+    >>> act = NormActivation("2x0e + 1x1o", torch.relu, bias=True)
+    >>> act(torch.randn(2, 5, 4, 4, 4)).shape
+    torch.Size([2, 5, 4, 4, 4])
+    """
+
+    def __init__(self, irreps, activation: Callable = torch.sigmoid, *, bias: bool = False, normalize: bool = True, epsilon: float = 1e-8) -> None:
+        super().__init__()
+        self.irreps_in = self.irreps_out = as_irreps(irreps)
+        self.activation = activation
+        self.normalize = normalize
+        self.epsilon = epsilon
+        self.bias = torch.nn.Parameter(torch.zeros(self.irreps_in.num_irreps)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X, Y, Z]``."""
+        check_field(x, self.irreps_in)
+        outs, field = [], 0
+        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
+            block = x[:, sl].unflatten(1, (mul, ir.dim))  # [B, mul, 2l+1, X, Y, Z] view
+            norm = block.pow(2).sum(2, keepdim=True).sqrt()
+            arg = norm
+            if self.bias is not None:
+                arg = norm + self.bias[field : field + mul].view(1, mul, 1, 1, 1, 1).to(norm.dtype)
+            scale = self.activation(arg)
+            if self.normalize:
+                scale = scale / (norm + self.epsilon)
+            outs.append((block * scale).flatten(1, 2))
+            field += mul
+        return torch.cat(outs, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, activation={getattr(self.activation, '__name__', self.activation)}"

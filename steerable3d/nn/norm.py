@@ -1,0 +1,134 @@
+"""Equivariant normalization and field dropout.
+
+Only ``0e`` fields may be centred: subtracting a mean from a pseudoscalar (``0o``) or from any ``l > 0``
+field breaks the symmetry. Every field is scaled by the inverse square root of its mean squared norm
+(per component: ``|x|^2 / (2l+1)``), a rotation- and reflection-invariant quantity.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._validation import as_irreps, check_field
+
+__all__ = ["BatchNorm3d", "InstanceNorm3d", "Dropout"]
+
+
+class _FieldNorm(torch.nn.Module):
+    """Shared machinery: per-entry views ``[B, mul, 2l+1, S]``, statistics over ``reduce`` dims."""
+
+    instance = False
+
+    def __init__(self, irreps, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.irreps_in = self.irreps_out = as_irreps(irreps)
+        self.eps, self.momentum, self.affine = eps, momentum, affine
+        self.track_running_stats = track_running_stats
+        n_fields = self.irreps_in.num_irreps
+        n_scalars = sum(mul for mul, ir in self.irreps_in if ir.l == 0 and ir.p == 1)
+        if affine:
+            self.weight = torch.nn.Parameter(torch.ones(n_fields))
+            self.bias = torch.nn.Parameter(torch.zeros(n_scalars))
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(n_scalars))
+            self.register_buffer("running_var", torch.ones(n_fields))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X, Y, Z]``."""
+        check_field(x, self.irreps_in)
+        use_batch = self.instance or self.training or not self.track_running_stats
+        reduce = (3,) if self.instance else (0, 3)  # over space (instance) or over batch and space
+        outs, field, scalar = [], 0, 0
+        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
+            block = x[:, sl].reshape(x.shape[0], mul, ir.dim, -1)
+            centred = ir.l == 0 and ir.p == 1
+            if centred:
+                if use_batch:
+                    mean = block.mean(dim=reduce, keepdim=True)
+                    if self.training and self.track_running_stats and not self.instance:
+                        self._update("running_mean", scalar, mul, mean.detach().flatten())
+                else:
+                    mean = self.running_mean[scalar : scalar + mul].view(1, mul, 1, 1).to(block.dtype)
+                block = block - mean
+            if use_batch:
+                var = block.pow(2).mean(dim=2, keepdim=True).mean(dim=reduce, keepdim=True)
+                if self.training and self.track_running_stats and not self.instance:
+                    self._update("running_var", field, mul, var.detach().flatten())
+            else:
+                var = self.running_var[field : field + mul].view(1, mul, 1, 1).to(block.dtype)
+            scale = (var + self.eps).rsqrt()
+            if self.affine:
+                scale = scale * self.weight[field : field + mul].view(1, mul, 1, 1).to(block.dtype)
+            block = block * scale
+            if self.affine and centred:
+                block = block + self.bias[scalar : scalar + mul].view(1, mul, 1, 1).to(block.dtype)
+            outs.append(block.reshape(x.shape[0], mul * ir.dim, *x.shape[2:]))
+            field += mul
+            scalar += mul if centred else 0
+        return torch.cat(outs, dim=1)
+
+    def _update(self, name: str, start: int, count: int, value: torch.Tensor) -> None:
+        buffer = getattr(self, name)
+        with torch.no_grad():
+            buffer[start : start + count].lerp_(value.to(buffer.dtype), self.momentum)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm3d(_FieldNorm):
+    """Batch normalization of fields: ``0e`` fields centred, every field scaled by its mean squared norm
+    over batch and space; running statistics for eval mode; learnable scale per field, bias on ``0e``.
+
+    >>> bn = BatchNorm3d("4x0e + 2x1o + 0o")
+    >>> bn(torch.randn(3, 11, 4, 4, 4)).shape
+    torch.Size([3, 11, 4, 4, 4])
+    """
+
+
+class InstanceNorm3d(_FieldNorm):
+    """Instance normalization of fields: statistics over space, per sample and field (no running stats).
+
+    >>> InstanceNorm3d("2x0e + 1x2e")(torch.randn(2, 7, 4, 4, 4)).shape
+    torch.Size([2, 7, 4, 4, 4])
+    """
+
+    instance = True
+
+    def __init__(self, irreps, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(irreps, eps=eps, affine=affine, track_running_stats=False)
+
+
+class Dropout(torch.nn.Module):
+    """Drop whole fields per sample in training (all ``2l+1`` components and all voxels), scaling the
+    kept ones by ``1 / (1 - p)``; the identity in eval mode.
+
+    >>> drop = Dropout("4x0e + 2x1o", p=0.5).eval()
+    >>> x = torch.randn(2, 10, 3, 3, 3)
+    >>> bool(torch.equal(drop(x), x))
+    True
+    """
+
+    def __init__(self, irreps, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"p: expected a drop probability in [0, 1), got {p!r}")
+        self.irreps_in = self.irreps_out = as_irreps(irreps)
+        self.p = p
+        field_of_channel = []
+        for mul, ir in self.irreps_in:
+            for _ in range(mul):
+                field_of_channel += [len(set(field_of_channel))] * ir.dim
+        self.register_buffer("_field_of_channel", torch.tensor(field_of_channel, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X, Y, Z]``."""
+        check_field(x, self.irreps_in)
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape[0], self.irreps_in.num_irreps, device=x.device) >= self.p
+        mask = keep.to(x.dtype).index_select(1, self._field_of_channel) / (1 - self.p)
+        return x * mask.view(*mask.shape, 1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, p={self.p}"
