@@ -1,7 +1,18 @@
 """Equivariant layers acting on fields ``[batch, irreps.dim, X, Y, Z]``."""
 
 from .activation import Gate, NormActivation
+from .containers import Concatenate, Residual, Sequential
 from .conv import SteerableConv3d
 from .norm import BatchNorm3d, Dropout, InstanceNorm3d
 
-__all__ = ["SteerableConv3d", "Gate", "NormActivation", "BatchNorm3d", "InstanceNorm3d", "Dropout"]
+__all__ = [
+    "SteerableConv3d",
+    "Gate",
+    "NormActivation",
+    "BatchNorm3d",
+    "InstanceNorm3d",
+    "Dropout",
+    "Sequential",
+    "Residual",
+    "Concatenate",
+]

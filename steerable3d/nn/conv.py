@@ -129,12 +129,6 @@ class SteerableConv3d(torch.nn.Module):
             max_order=max_order,
             moment_order=moment_order,
         )
-        unreachable = [str(ir) for ok, (_, ir) in zip(self.basis.reachable(), self.irreps_out) if not ok]
-        if unreachable:
-            raise ValueError(
-                f"irreps_out: no filter of a {kernel_size}^3 kernel maps {self.irreps_in} to {', '.join(unreachable)} "
-                f"(parity={parity}); use a larger kernel_size or drop these outputs"
-            )
 
         # weights: per (i_out, i_in) pair a block [mul_out, mul_in, n_paths], flattened into one parameter
         self._blocks = []
@@ -154,6 +148,12 @@ class SteerableConv3d(torch.nn.Module):
 
         self._basis64 = self.basis.sample(spacing)  # float64 master copy, kept out of dtype casts (_apply)
         self._cache = None
+        unreachable = [str(ir) for ok, (_, ir) in zip(self.basis.reachable(), self.irreps_out) if not ok]
+        if unreachable:
+            raise ValueError(
+                f"irreps_out: no filter of a {kernel_size}^3 kernel maps {self.irreps_in} to {', '.join(unreachable)} "
+                f"(parity={parity}); use a larger kernel_size or drop these outputs"
+            )
 
     # -- parameters and spacing ------------------------------------------------------------------------
 
