@@ -2,11 +2,12 @@
 
 from .activation import Gate, NormActivation
 from .containers import Concatenate, Residual, Sequential
-from .conv import SteerableConv3d
+from .conv import SteerableConv3d, SteerableConvTranspose3d
 from .norm import BatchNorm3d, Dropout, InstanceNorm3d
 
 __all__ = [
     "SteerableConv3d",
+    "SteerableConvTranspose3d",
     "Gate",
     "NormActivation",
     "BatchNorm3d",

@@ -13,7 +13,7 @@ from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
 from ..basis import SHELL_WIDTH, KernelBasis
 from ..sizes import window_is_exact
 
-__all__ = ["SteerableConv3d"]
+__all__ = ["SteerableConv3d", "SteerableConvTranspose3d"]
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 
@@ -331,3 +331,51 @@ class SteerableConv3d(torch.nn.Module):
             f"padding_mode={self.padding_mode!r}, parity={self.parity}, antialias={self.antialias}, "
             f"weights={self.weight.numel()}"
         )
+
+
+class SteerableConvTranspose3d(SteerableConv3d):
+    r"""Transposed steerable convolution (learned upsampling), one ``conv_transpose3d`` call.
+
+    Same kernel as :class:`SteerableConv3d` (``irreps_in -> irreps_out``), applied as
+    ``y(q) = sum_p K(q - s p) x(p)``. Output size per axis: ``(N - 1) s - 2 p + d (k - 1) + output_padding + 1``
+    (with ``padding="same"``: ``(N - 1) s + 1``).
+
+    Exactness: the output grid's centre is the image of the input grid's centre iff ``output_padding == 0``,
+    so with ``output_padding=0`` every input size is exact. Other values are accepted for shape
+    compatibility (e.g. ``2N`` outputs) and break the grid symmetry: the extra row is added on one side only.
+    Only ``padding_mode="zeros"``; no anti-aliasing (the kernel itself interpolates).
+
+    >>> up = SteerableConvTranspose3d("2x0e + 1o", "0e + 1o", 3, stride=2)
+    >>> up(torch.randn(1, 5, 4, 4, 4)).shape
+    torch.Size([1, 4, 7, 7, 7])
+    """
+
+    def __init__(self, irreps_in, irreps_out, kernel_size: int = 3, *, stride=2, output_padding=0, padding_mode: str = "zeros", **kwargs) -> None:
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode: a transposed convolution supports only 'zeros', got {padding_mode!r}")
+        kwargs.pop("antialias", None)
+        super().__init__(irreps_in, irreps_out, kernel_size, stride=stride, antialias=False, **kwargs)
+        self.output_padding = as_triple(output_padding, "output_padding")
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(
+                f"output_padding: expected values smaller than stride or dilation, got {output_padding!r} "
+                f"(stride {self.stride}, dilation {self.dilation})"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
+        check_field(x, self.irreps_in)
+        kernel, padding, dilation = self._conv_plan(x)
+        if not (torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)):
+            kernel = kernel.to(x.dtype)
+        bias = None
+        if self.bias is not None:
+            bias = kernel.new_zeros(self.irreps_out.dim).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+        return F.conv_transpose3d(x, kernel.transpose(0, 1), bias, self.stride, padding, self.output_padding, 1, dilation)
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Exact on every input size when ``output_padding == 0``."""
+        return all(op == 0 for op in self.output_padding)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", output_padding={self.output_padding}"

@@ -303,3 +303,38 @@ def test_bad_input_tensor():
     zero_out = lambda x: torch.zeros(x.shape[0], 1, *x.shape[2:])
     with pytest.raises(ValueError, match="identically zero"):
         equivariance_error(zero_out, torch.randn(1, 4, 5, 5, 5), "0e + 1o", "0e")
+
+
+# -- transposed convolution --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel_size, stride, size", [(3, 2, 4), (3, 2, 5), (5, 2, 4), (3, 3, 4)])
+def test_transposed_exact_over_48(kernel_size, stride, size, float64):
+    from steerable3d.nn import SteerableConvTranspose3d
+
+    up = SteerableConvTranspose3d(MIXED_IN, MIXED_OUT, kernel_size, stride=stride)
+    y = up(varied_batch(up.irreps_in.dim, size))
+    assert y.shape[2:] == ((size - 1) * stride + 1,) * 3
+    assert up.is_exact((size,) * 3)
+    assert_equivariant(up, varied_batch(up.irreps_in.dim, size), MIXED_IN, MIXED_OUT, tolerance=1e-10)
+
+
+def test_transposed_output_padding_breaks_symmetry_as_documented(float64):
+    from steerable3d.nn import SteerableConvTranspose3d
+
+    up = SteerableConvTranspose3d("0e + 1o", "0e + 1o", 3, stride=2, output_padding=1)
+    x = varied_batch(4, 4)
+    assert up(x).shape[2:] == (8, 8, 8) and not up.is_exact((4, 4, 4))
+    assert max(equivariance_error(up, x, "0e + 1o", "0e + 1o").values()) > 1e-2
+    with pytest.raises(ValueError, match="only 'zeros'"):
+        SteerableConvTranspose3d("0e", "0e", 3, padding_mode="circular")
+
+
+def test_transposed_is_the_adjoint_of_the_strided_conv():
+    from steerable3d.nn import SteerableConvTranspose3d
+
+    up = SteerableConvTranspose3d("0e + 1o", "2x0e + 1o", 3, stride=2, bias=False)
+    x, y = torch.randn(1, 4, 4, 4, 4), torch.randn(1, 5, 7, 7, 7)
+    # <up(x), y> uses K^T: compare with the conv3d adjoint built from the same kernel
+    lhs = (up(x) * y).sum()
+    rhs = (x * torch.nn.functional.conv3d(y, up.kernel().transpose(0, 1), stride=2, padding=1)).sum()
+    assert torch.allclose(lhs, rhs, rtol=1e-4)
