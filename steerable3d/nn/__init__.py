@@ -4,6 +4,7 @@ from .activation import Gate, NormActivation
 from .containers import Concatenate, Residual, Sequential
 from .conv import SteerableConv3d, SteerableConvTranspose3d
 from .norm import BatchNorm3d, Dropout, InstanceNorm3d
+from .pooling import AvgPool3d, GlobalPool, LowPassPool3d, Upsample
 
 __all__ = [
     "SteerableConv3d",
@@ -16,4 +17,8 @@ __all__ = [
     "Sequential",
     "Residual",
     "Concatenate",
+    "AvgPool3d",
+    "LowPassPool3d",
+    "GlobalPool",
+    "Upsample",
 ]

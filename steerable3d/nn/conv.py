@@ -12,24 +12,11 @@ import torch.nn.functional as F
 from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
 from ..basis import SHELL_WIDTH, KernelBasis
 from ..sizes import window_is_exact
+from ._filters import antialias_std, gaussian_taps
 
 __all__ = ["SteerableConv3d", "SteerableConvTranspose3d"]
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
-
-
-def _blur_taps(stride: int, even: bool) -> torch.Tensor:
-    """1-d Gaussian anti-aliasing filter for ``stride``, float64, on integer (odd length) or half-integer
-    (even length) offsets; standard deviation ``0.5 sqrt(stride^2 - 1)`` voxels, cut at two deviations."""
-    sigma = 0.5 * math.sqrt(stride**2 - 1)
-    if even:
-        half = math.ceil(2 * sigma + 0.5)
-        offsets = torch.arange(-half, half, dtype=torch.float64) + 0.5
-    else:
-        half = math.ceil(2 * sigma)
-        offsets = torch.arange(-half, half + 1, dtype=torch.float64)
-    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return taps / taps.sum()
 
 
 class SteerableConv3d(torch.nn.Module):
@@ -275,7 +262,7 @@ class SteerableConv3d(torch.nn.Module):
         for axis, (even, s) in enumerate(zip(blur, self.stride)):
             if even is None:
                 continue
-            taps = _blur_taps(s, even).to(k.dtype).to(k.device)
+            taps = gaussian_taps(antialias_std(s), even).to(k.dtype).to(k.device)
             shape = [1, 1, 1, 1, 1]
             shape[2 + axis] = len(taps)
             pad = [0, 0, 0]
@@ -318,7 +305,7 @@ class SteerableConv3d(torch.nn.Module):
         for n, s, p, d, t, b in zip(spatial_shape, self.stride, self._padding(), self.dilation, self.taps, blur):
             k = d * (t - 1) + 1
             if b is not None:  # the blur widens the window and the padding together
-                extra = (len(_blur_taps(s, b)) - 1)
+                extra = (len(gaussian_taps(antialias_std(s), b)) - 1)
                 k, p = k + extra, p + extra // 2
             if not window_is_exact(n, k, s, p):
                 return False

@@ -1,0 +1,335 @@
+"""Pooling and upsampling of steerable fields: local averages, Gaussian low-pass subsampling, global
+pooling to vectors (or invariants), and integer upsampling.
+
+Every layer here acts on each channel alike (or on each field's norm), so it commutes with the
+representation ``D(M)`` on the channels; exactness under the 48 grid symmetries then only depends on the
+output grid being symmetric about the volume centre (see :mod:`steerable3d.sizes`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
+from ..sizes import window_is_exact
+from ._filters import antialias_std, gaussian_taps
+
+__all__ = ["AvgPool3d", "LowPassPool3d", "GlobalPool", "Upsample"]
+
+IntOrTriple = Union[int, Sequence[int]]
+
+
+def _positive_triple(value, name: str, minimum: int = 1) -> tuple[int, int, int]:
+    try:
+        triple = as_triple(value, name)
+    except TypeError:  # e.g. a float, which as_triple tries to iterate
+        raise ValueError(f"{name}: expected an int or three ints, got {value!r}") from None
+    if min(triple) < minimum:
+        raise ValueError(f"{name}: expected ints >= {minimum}, got {value!r}")
+    return triple
+
+
+class AvgPool3d(torch.nn.Module):
+    r"""Average pooling of a steerable field, channel by channel (linear, hence equivariant).
+
+    Shapes: ``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']`` with
+    ``X' = (X + 2 padding - kernel_size) // stride + 1`` (floor, as ``torch.nn.AvgPool3d``). Units: voxels
+    (sizes do not depend on the spacing; the output voxel is ``stride`` times larger).
+
+    Padding is symmetric (``padding`` zeros on each side) and the zeros are *not* counted in the average
+    (``count_include_pad=False``): a constant field stays constant up to the border. Both choices are
+    symmetric under the grid flips because the padding is; this one avoids darkening the border.
+
+    Exactness: the grid symmetries hold to float rounding on axes with ``(N + 2 padding - kernel_size) %
+    stride == 0`` (:meth:`is_exact`): the default 2x2x2 window with stride 2 needs even sizes.
+
+    Args:
+        irreps: the field's irreps (``irreps_out == irreps_in``).
+        kernel_size: int or three ints (x, y, z), the window in voxels.
+        stride: int or three ints; default ``kernel_size``.
+        padding: int or three ints, symmetric, at most half the window.
+
+    Example:
+        >>> pool = AvgPool3d("2x0e + 1o", 2)
+        >>> pool(torch.randn(2, 5, 8, 8, 8)).shape
+        torch.Size([2, 5, 4, 4, 4])
+        >>> pool.is_exact((8, 8, 8)), pool.is_exact((9, 9, 9))
+        (True, False)
+    """
+
+    def __init__(self, irreps, kernel_size: IntOrTriple = 2, stride: Optional[IntOrTriple] = None, padding: IntOrTriple = 0) -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps, "irreps")
+        self.irreps_out = self.irreps_in
+        self.kernel_size = _positive_triple(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _positive_triple(stride, "stride")
+        self.padding = _positive_triple(padding, "padding", minimum=0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"padding: expected at most half of kernel_size {self.kernel_size}, got {padding!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']``."""
+        check_field(x, self.irreps_in)
+        return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, count_include_pad=False)
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre)."""
+        return all(
+            window_is_exact(n, k, s, p) for n, k, s, p in zip(spatial_shape, self.kernel_size, self.stride, self.padding)
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class LowPassPool3d(torch.nn.Module):
+    r"""Gaussian anti-aliasing blur followed by subsampling: one depthwise ``conv3d`` (``groups=channels``)
+    with a separable Gaussian kernel, the same on every channel (hence equivariant).
+
+    Shapes: ``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']`` with
+    ``X' = (X + 2p - k) // stride + 1`` where ``k`` is the blur length and ``p = (k - 1) // 2``; about
+    ``ceil(X / stride)``.
+
+    Units: ``sigma`` is a physical length (same units as ``spacing``); the blur on axis ``a`` has a standard
+    deviation of ``sigma / spacing[a]`` voxels. With ``sigma=None`` it is ``0.5 sqrt(stride^2 - 1)`` voxels
+    on each axis (the anti-aliasing blur of :class:`~steerable3d.nn.SteerableConv3d`), whatever the spacing.
+    The blur is cut at two deviations and normalized (a constant field stays constant away from the border).
+
+    Exactness: the blur length is picked per axis from the input size so that the output grid is symmetric:
+    odd length (integer offsets) when ``(N - 1) % stride == 0``, even length (half-integer offsets) when
+    ``(N - 2) % stride == 0``. With ``stride=2`` every size is exact (odd blur on odd sizes, even blur on
+    even sizes); with ``stride >= 3`` sizes ``N = 1`` or ``2 (mod stride)`` are (:meth:`is_exact`).
+
+    Args:
+        irreps: the field's irreps (``irreps_out == irreps_in``).
+        stride: int or three ints.
+        spacing: voxel size (x, y, z) in physical units, used only with ``sigma``.
+        sigma: blur standard deviation in physical units, or ``None`` (see above).
+        padding_mode: ``"zeros"`` or ``"circular"`` (symmetric either way).
+
+    Example:
+        >>> pool = LowPassPool3d("0e + 1o", 2)
+        >>> pool(torch.randn(2, 4, 9, 9, 9)).shape, pool(torch.randn(2, 4, 10, 10, 10)).shape
+        (torch.Size([2, 4, 5, 5, 5]), torch.Size([2, 4, 5, 5, 5]))
+        >>> pool.is_exact((9, 9, 9)), pool.is_exact((10, 10, 10))
+        (True, True)
+    """
+
+    PADDING_MODES = ("zeros", "circular")
+
+    def __init__(
+        self,
+        irreps,
+        stride: IntOrTriple = 2,
+        *,
+        spacing: Spacing = 1.0,
+        sigma: Optional[float] = None,
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps, "irreps")
+        self.irreps_out = self.irreps_in
+        self.stride = _positive_triple(stride, "stride")
+        self.spacing = as_spacing(spacing)
+        if sigma is not None:
+            if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma > 0):
+                raise ValueError(f"sigma: expected None or a positive physical length, got {sigma!r}")
+            sigma = float(sigma)
+        self.sigma = sigma
+        if padding_mode not in self.PADDING_MODES:
+            raise ValueError(f"padding_mode: expected one of {self.PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+
+    def std_voxels(self) -> tuple[float, float, float]:
+        """The blur's standard deviation per axis in voxels."""
+        if self.sigma is None:
+            return tuple(antialias_std(s) for s in self.stride)
+        return tuple(self.sigma / h for h in self.spacing)
+
+    def _blur_choice(self, spatial: Sequence[int]) -> tuple[bool, bool, bool]:
+        """Per axis: ``True`` for an even blur, ``False`` for an odd one."""
+        return tuple((n - 1) % s != 0 and (n - 2) % s == 0 for n, s in zip(spatial, self.stride))
+
+    def taps(self, spatial_shape: Sequence[int]) -> list[torch.Tensor]:
+        """The three 1-d float64 blurs (x, y, z) used for an input of this spatial shape."""
+        return [gaussian_taps(std, even) for std, even in zip(self.std_voxels(), self._blur_choice(spatial_shape))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']``."""
+        check_field(x, self.irreps_in)
+        tx, ty, tz = self.taps(x.shape[2:])
+        kernel = tx[:, None, None] * ty[None, :, None] * tz[None, None, :]
+        kernel = kernel.to(dtype=x.dtype, device=x.device)[None, None]
+        padding = tuple((len(t) - 1) // 2 for t in (tx, ty, tz))
+        if self.padding_mode != "zeros":
+            x = F.pad(x, [p for p in reversed(padding) for _ in range(2)], mode=self.padding_mode)
+            padding = (0, 0, 0)
+        # depthwise: the channels go into the batch (same result as groups=channels, much faster on CPU)
+        batch, channels = x.shape[:2]
+        y = F.conv3d(x.reshape(batch * channels, 1, *x.shape[2:]), kernel, None, self.stride, padding)
+        return y.reshape(batch, channels, *y.shape[2:])
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre)."""
+        taps = self.taps(spatial_shape)
+        return all(
+            window_is_exact(n, len(t), s, (len(t) - 1) // 2) for n, t, s in zip(spatial_shape, taps, self.stride)
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.irreps_in}, stride={self.stride}, spacing={self.spacing}, sigma={self.sigma}, "
+            f"padding_mode={self.padding_mode!r}"
+        )
+
+
+class GlobalPool(torch.nn.Module):
+    r"""Pool a field over all space into one vector per batch element.
+
+    Shapes: ``[B, irreps.dim, X, Y, Z] -> [B, irreps_out.dim]`` (2-d: no spatial axes left).
+
+    Modes:
+        ``"mean"``: the spatial mean of every channel.
+        ``"max_norm"``: per field (each copy of each irrep) and batch element, the field's value at the
+        voxel of largest norm. Ties are treated alike: the values at every voxel whose norm is within a
+        relative tolerance of the maximum (``1e-6`` when the norms are computed in float32, which is used
+        for float32 and lower precisions, ``1e-12`` in float64) are averaged, so a symmetric input (with
+        exact ties) gives an equivariant answer. The gradient flows to the selected voxels only.
+
+    With ``invariant=False`` ``irreps_out == irreps`` and the output transforms with ``D(M)``. With
+    ``invariant=True`` every field becomes one O(3) invariant: ``0e`` fields stay as they are, every other
+    field (``0o`` pseudoscalars included) becomes its Euclidean norm, so
+    ``irreps_out = sum(mul x 0e)`` with the input's multiplicities (same order).
+
+    Units: none (values keep the field's units). Exactness: every size and shape (no windows).
+
+    Example:
+        >>> pool = GlobalPool("2x0e + 1o", invariant=True)
+        >>> pool.irreps_out
+        2x0e+1x0e
+        >>> pool(torch.randn(4, 5, 6, 6, 6)).shape
+        torch.Size([4, 3])
+    """
+
+    MODES = ("mean", "max_norm")
+
+    def __init__(self, irreps, mode: str = "mean", invariant: bool = False) -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps, "irreps")
+        if mode not in self.MODES:
+            raise ValueError(f"mode: expected one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        self.invariant = bool(invariant)
+        if self.invariant:
+            self.irreps_out = as_irreps([(mul, "0e") for mul, _ in self.irreps_in], "irreps")
+        else:
+            self.irreps_out = self.irreps_in
+
+    @staticmethod
+    def _tolerance(dtype: torch.dtype) -> float:
+        return 1e-12 if dtype == torch.float64 else 1e-6
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps_out.dim]``."""
+        check_field(x, self.irreps_in)
+        batch = x.shape[0]
+        flat = x.reshape(batch, x.shape[1], -1)
+        norm_dtype = torch.promote_types(x.dtype, torch.float32)
+        outputs = []
+        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
+            if mul == 0:
+                continue
+            field = flat[:, sl].reshape(batch, mul, ir.dim, -1)  # [B, mul, d, V]
+            if self.mode == "mean":
+                value = field.mean(dim=-1)
+            else:
+                norms = torch.linalg.vector_norm(field.detach().to(norm_dtype), dim=2)  # [B, mul, V]
+                peak = norms.amax(dim=-1, keepdim=True)
+                mask = norms >= peak * (1 - self._tolerance(norm_dtype))
+                weights = (mask / mask.sum(dim=-1, keepdim=True)).to(field.dtype)
+                value = (field * weights[:, :, None, :]).sum(dim=-1)  # [B, mul, d]
+            if self.invariant and not (ir.l == 0 and ir.p == 1):
+                value = _safe_norm(value)
+            outputs.append(value.reshape(batch, -1))
+        if not outputs:
+            return x.new_zeros(batch, 0)
+        return torch.cat(outputs, dim=1)
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Always ``True``: pooling over all space has no windows."""
+        return True
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} -> {self.irreps_out}, mode={self.mode!r}, invariant={self.invariant}"
+
+
+def _safe_norm(v: torch.Tensor) -> torch.Tensor:
+    """Norm over the last axis with a zero (not NaN) gradient at the origin. ``[..., d] -> [..., 1]``."""
+    sq = v.pow(2).sum(dim=-1, keepdim=True)
+    positive = sq > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+
+
+class Upsample(torch.nn.Module):
+    r"""Integer upsampling of a field, channel by channel.
+
+    Shapes: ``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, sX, sY, sZ]`` for scale factors ``s`` (per axis).
+    Units: voxels (the output voxel is ``s`` times smaller).
+
+    Modes: ``"nearest"`` repeats every voxel ``s`` times per axis (``repeat_interleave``, no float index
+    arithmetic). ``"trilinear"`` is ``F.interpolate(..., align_corners=False)``: output index ``i`` samples
+    the input at ``(i + 0.5) / s - 0.5``, clamped to the volume, which maps ``i -> sN - 1 - i`` onto
+    ``N - 1 - (.)``, so the flips are kept.
+
+    Exactness: every size (:meth:`is_exact` is always ``True``).
+
+    Args:
+        irreps: the field's irreps (``irreps_out == irreps_in``).
+        scale_factor: a positive int or three ints (integral floats such as ``2.0`` are accepted).
+        mode: ``"nearest"`` or ``"trilinear"``.
+
+    Example:
+        >>> up = Upsample("0e + 1o", 2, mode="trilinear")
+        >>> up(torch.randn(2, 4, 3, 3, 3)).shape
+        torch.Size([2, 4, 6, 6, 6])
+    """
+
+    MODES = ("nearest", "trilinear")
+
+    def __init__(self, irreps, scale_factor: Union[int, Sequence[int]] = 2, mode: str = "nearest") -> None:
+        super().__init__()
+        self.irreps_in = as_irreps(irreps, "irreps")
+        self.irreps_out = self.irreps_in
+        values = list(scale_factor) if isinstance(scale_factor, (list, tuple)) else [scale_factor] * 3
+        ok = len(values) == 3 and all(
+            not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v == int(v) and v >= 1
+            for v in values
+        )
+        if not ok:
+            raise ValueError(f"scale_factor: expected a positive int or three positive ints, got {scale_factor!r}")
+        self.scale_factor = tuple(int(v) for v in values)
+        if mode not in self.MODES:
+            raise ValueError(f"mode: expected one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, sX, sY, sZ]``."""
+        check_field(x, self.irreps_in)
+        if self.mode == "nearest":
+            for axis, s in enumerate(self.scale_factor):
+                if s > 1:
+                    x = x.repeat_interleave(s, dim=2 + axis)
+            return x
+        size = tuple(n * s for n, s in zip(x.shape[2:], self.scale_factor))
+        return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Always ``True``."""
+        return True
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, scale_factor={self.scale_factor}, mode={self.mode!r}"
