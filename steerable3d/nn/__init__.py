@@ -4,7 +4,7 @@ from .activation import Gate, NormActivation
 from .containers import Concatenate, Residual, Sequential
 from .conv import SteerableConv3d, SteerableConvTranspose3d
 from .norm import BatchNorm3d, Dropout, InstanceNorm3d
-from .pooling import AvgPool3d, GlobalPool, LowPassPool3d, Upsample
+from .pooling import AvgPool3d, GlobalPool, LowPassPool3d, NormMaxPool3d, Upsample
 
 __all__ = [
     "SteerableConv3d",
@@ -18,6 +18,7 @@ __all__ = [
     "Residual",
     "Concatenate",
     "AvgPool3d",
+    "NormMaxPool3d",
     "LowPassPool3d",
     "GlobalPool",
     "Upsample",

@@ -18,7 +18,7 @@ from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
 from ..sizes import window_is_exact
 from ._filters import antialias_std, gaussian_taps
 
-__all__ = ["AvgPool3d", "LowPassPool3d", "GlobalPool", "Upsample"]
+__all__ = ["AvgPool3d", "NormMaxPool3d", "LowPassPool3d", "GlobalPool", "Upsample"]
 
 IntOrTriple = Union[int, Sequence[int]]
 
@@ -333,3 +333,72 @@ class Upsample(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in}, scale_factor={self.scale_factor}, mode={self.mode!r}"
+
+
+class NormMaxPool3d(torch.nn.Module):
+    r"""Max pooling by field norm: per field and window, the field value at the voxel whose norm is largest.
+
+    Right for every batch element and every parity (a pseudoscalar is compared by ``|x|``, never by its
+    signed value, which a reflection would flip). Max is discontinuous where two voxels tie, and inputs with
+    a mirror symmetry tie exactly; so every voxel whose norm is within ``tolerance`` (relative) of the
+    window's maximum counts as a maximizer, and the maximizers are averaged. Norms are computed in at least
+    float32 (bfloat16/float16 inputs are promoted for the comparison).
+
+    Shapes: ``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']``,
+    ``X' = (X + 2 padding - kernel_size) // stride + 1``. Padding is symmetric zeros (a zero norm never
+    beats a real value). Exact on axes with ``(N + 2 padding - kernel_size) % stride == 0``
+    (:meth:`is_exact`): 2x2x2 windows need even sizes.
+
+    Args:
+        irreps: the field's irreps (``irreps_out == irreps_in``).
+        kernel_size, stride (default ``kernel_size``), padding: ints or three ints, in voxels.
+        tolerance: relative tie tolerance; default 1e-5 for float32 norms, 1e-12 for float64.
+
+    Example:
+        >>> pool = NormMaxPool3d("2x0e + 0o + 1o", 2)
+        >>> pool(torch.randn(2, 6, 6, 6, 6)).shape
+        torch.Size([2, 6, 3, 3, 3])
+    """
+
+    def __init__(self, irreps, kernel_size: IntOrTriple = 2, stride: Optional[IntOrTriple] = None, padding: IntOrTriple = 0, tolerance: Optional[float] = None) -> None:
+        super().__init__()
+        self.irreps_in = self.irreps_out = as_irreps(irreps, "irreps")
+        self.kernel_size = _positive_triple(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _positive_triple(stride, "stride")
+        self.padding = _positive_triple(padding, "padding", minimum=0)
+        if tolerance is not None and not 0 <= tolerance < 1:
+            raise ValueError(f"tolerance: expected a relative tolerance in [0, 1), got {tolerance!r}")
+        self.tolerance = tolerance
+
+    def _windows(self, t: torch.Tensor) -> torch.Tensor:
+        """``[..., X, Y, Z] -> [..., X', Y', Z', k]``: every window's voxels (padded with zeros)."""
+        pad = [p for p in reversed(self.padding) for _ in range(2)]
+        t = F.pad(t, pad) if any(self.padding) else t
+        d = t.dim()
+        t = t.unfold(d - 3, self.kernel_size[0], self.stride[0])
+        t = t.unfold(d - 2, self.kernel_size[1], self.stride[1])
+        t = t.unfold(d - 1, self.kernel_size[2], self.stride[2])
+        return t.flatten(-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']``."""
+        check_field(x, self.irreps_in)
+        norm_dtype = torch.promote_types(x.dtype, torch.float32)
+        tolerance = self.tolerance if self.tolerance is not None else (1e-12 if norm_dtype == torch.float64 else 1e-5)
+        outs = []
+        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
+            block = x[:, sl].unflatten(1, (mul, ir.dim))  # [B, mul, d, X, Y, Z]
+            norms = self._windows(block.to(norm_dtype).pow(2).sum(2))  # [B, mul, X', Y', Z', k]
+            top = norms.amax(-1, keepdim=True)
+            chosen = (norms >= top * (1 - tolerance) ** 2).to(x.dtype)  # squared norms: squared tolerance
+            weights = chosen / chosen.sum(-1, keepdim=True)
+            values = self._windows(block)  # [B, mul, d, X', Y', Z', k]
+            outs.append((values * weights.unsqueeze(2)).sum(-1).flatten(1, 2))
+        return torch.cat(outs, dim=1)
+
+    def is_exact(self, spatial_shape: Sequence[int]) -> bool:
+        """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre)."""
+        return all(window_is_exact(n, k, s, p) for n, k, s, p in zip(spatial_shape, self.kernel_size, self.stride, self.padding))
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
