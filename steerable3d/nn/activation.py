@@ -18,11 +18,18 @@ def _channels(irreps: o3.Irreps) -> list[torch.Tensor]:
     return [torch.arange(sl.start, sl.stop) for sl in irreps.slices()]
 
 
-def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[:, index]``, as a view when the index is a contiguous range."""
+def _contiguous_start(index: torch.Tensor) -> int | None:
+    """The first channel if ``index`` is a contiguous range (so a view can replace a gather), else None."""
     if len(index) and bool((index == torch.arange(int(index[0]), int(index[0]) + len(index))).all()):
-        return x.narrow(1, int(index[0]), len(index))
-    return x.index_select(1, index.to(x.device))
+        return int(index[0])
+    return None
+
+
+def _take(x: torch.Tensor, index: torch.Tensor, start: int | None) -> torch.Tensor:
+    """``x[:, index]``: a view when the index is the contiguous range starting at ``start``."""
+    if start is not None:
+        return x.narrow(1, start, len(index))
+    return x.index_select(1, index)
 
 
 def _activation_parity(act: Callable | None, p: int, where: str) -> int:
@@ -96,6 +103,10 @@ class Gate(torch.nn.Module):
         self.register_buffer("_scalar_index", position[:n_s], persistent=False)
         self.register_buffer("_gate_index", position[n_s : n_s + n_g], persistent=False)
         self.register_buffer("_gated_index", position[n_s + n_g :], persistent=False)
+        self._starts = {
+            name: _contiguous_start(index)
+            for name, index in (("scalar", self._scalar_index), ("gate", self._gate_index), ("gated", self._gated_index))
+        }
         self.irreps_in = o3.Irreps([parts[i] for i in order]).simplify()
 
         self.act_scalars = [normalize2mom(a) if a is not None else None for a in act_scalars]
@@ -127,10 +138,10 @@ class Gate(torch.nn.Module):
         check_field(x, self.irreps_in)
         outs = []
         if len(self._scalar_index):
-            outs.append(self._activate(_take(x, self._scalar_index), self._scalar_slices))
+            outs.append(self._activate(_take(x, self._scalar_index, self._starts["scalar"]), self._scalar_slices))
         if len(self._gated_index):
-            gates = self._activate(_take(x, self._gate_index), self._gate_slices)
-            outs.append(_take(x, self._gated_index) * gates.index_select(1, self._gate_repeat))
+            gates = self._activate(_take(x, self._gate_index, self._starts["gate"]), self._gate_slices)
+            outs.append(_take(x, self._gated_index, self._starts["gated"]) * gates.index_select(1, self._gate_repeat))
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
     def extra_repr(self) -> str:
