@@ -32,7 +32,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import shlex
 import statistics
@@ -53,14 +52,9 @@ from steerable3d import random_rotations
 from steerable3d.nn import SteerableConv3d
 from steerable3d.testing import equivariance_error
 
+from _common import DOC, cpu_model, interleaved_times, table, write_section  # benchmarks/ is the script directory
+
 MODELS = ("ours", "plain", "e3nn")
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-DOC_HEADER = (
-    "# Benchmarks\n\n"
-    "Each section is written by the script it names; rerunning the script replaces the text between its\n"
-    "`<!-- name:start -->` and `<!-- name:end -->` markers and leaves the other sections alone.\n"
-)
-MARKERS = ("<!-- bench_conv:start -->", "<!-- bench_conv:end -->")
 TARGETS = {"train": 1.05, "infer": 1.02, "warm_ms": 50.0}
 
 
@@ -94,23 +88,6 @@ def infer(model: torch.nn.Module, x: torch.Tensor) -> None:
 
 
 # -- measurement helpers ---------------------------------------------------------------------------------------
-
-
-def interleaved_times(fns: dict, reps: int, rounds: int) -> dict[str, list[list[float]]]:
-    """Seconds per call, ``{name: [[round 1 times], [round 2 times], ...]}``. Each round warms every function
-    up once, then calls them in turn (a, b, c, a, b, c, ...) ``reps`` times, so drifts hit all alike."""
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for fn in fns.values():
-            fn()
-        for name in fns:
-            times[name].append([])
-        for _ in range(reps):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                times[name][-1].append(time.perf_counter() - start)
-    return times
 
 
 def rss_mib(field: str) -> float:
@@ -235,22 +212,6 @@ def measure_rotation(args) -> dict[str, dict[str, float]]:
 # -- report ------------------------------------------------------------------------------------------------------
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
-def cpu_model() -> str:
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                return row.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def report(args, construction, speed, memory, rotation) -> str:
     med = {mode: {n: 1e3 * statistics.median(t for rnd in r for t in rnd) for n, r in s.items()} for mode, s in speed.items()}
     ratio = {mode: {n: med[mode][n] / med[mode]["plain"] for n in MODELS} for mode in med}
@@ -348,20 +309,6 @@ def report(args, construction, speed, memory, rotation) -> str:
     return "\n".join(out)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the bench_conv markers (or append the section; create the file if missing)."""
-    start, end = MARKERS
-    section = f"{start}\n{body}\n{end}"
-    text = path.read_text() if path.exists() else DOC_HEADER
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--irreps-in", default="8x0e + 4x1o + 2x2e")
@@ -407,7 +354,7 @@ def main(argv=None) -> None:
     print(body)
     doc = args.doc or (None if args.quick or args.no_doc else DOC)
     if doc is not None and not args.no_doc:
-        write_section(doc, body)
+        write_section(doc, "bench_conv", body)
         print(f"\nwrote {doc} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     else:
         print(f"\n(docs not written; {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
