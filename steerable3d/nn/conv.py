@@ -282,8 +282,8 @@ class SteerableConv3d(torch.nn.Module):
             self._cache = (key, plan)
         return plan
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
+    def _prepare(self, x: torch.Tensor):
+        """Check the input; return (kernel, bias over all output channels or None, padding, dilation)."""
         check_field(x, self.irreps_in)
         kernel, padding, dilation = self._conv_plan(x)
         if not (torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)):
@@ -291,6 +291,11 @@ class SteerableConv3d(torch.nn.Module):
         bias = None
         if self.bias is not None:
             bias = kernel.new_zeros(self.irreps_out.dim).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+        return kernel, bias, padding, dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
+        kernel, bias, padding, dilation = self._prepare(x)
         if self.padding_mode != "zeros":
             pad = [p for p in reversed(padding) for _ in range(2)]
             x = F.pad(x, pad, mode=self.padding_mode)
@@ -351,13 +356,7 @@ class SteerableConvTranspose3d(SteerableConv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
-        check_field(x, self.irreps_in)
-        kernel, padding, dilation = self._conv_plan(x)
-        if not (torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)):
-            kernel = kernel.to(x.dtype)
-        bias = None
-        if self.bias is not None:
-            bias = kernel.new_zeros(self.irreps_out.dim).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+        kernel, bias, padding, dilation = self._prepare(x)
         return F.conv_transpose3d(x, kernel.transpose(0, 1), bias, self.stride, padding, self.output_padding, 1, dilation)
 
     def is_exact(self, spatial_shape: Sequence[int]) -> bool:
