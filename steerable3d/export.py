@@ -11,8 +11,9 @@ What is frozen:
     * the anti-aliasing blur of strided :class:`~steerable3d.nn.SteerableConv3d` and of
       :class:`~steerable3d.nn.LowPassPool3d` is picked from the input size. The export uses the sizes seen
       by each layer for ``example_input``, so **it is specialised to inputs whose per-axis size parity
-      (more precisely, size modulo the stride) matches the example at every strided layer**. Other sizes
-      run, but with the blur chosen for the example (not the one the original would choose);
+      (more precisely, size modulo the stride) matches the example at every strided layer**. The graph
+      checks the sizes at run time (``torch._assert``, naming the layer and axis) rather than silently
+      applying a blur chosen for another size;
     * eval-mode behaviour: :class:`~steerable3d.nn.Dropout` is the identity, :class:`~steerable3d.nn.BatchNorm3d`
       with running statistics is a fixed per-channel affine map; :class:`~steerable3d.nn.InstanceNorm3d`
       (and a batch norm without running statistics) computes its statistics at run time.
@@ -106,6 +107,21 @@ class _Builder:
     def method(self, name: str, *args, **kwargs):
         return self.graph.call_method(name, tuple(args), kwargs)
 
+    def size_guard(self, x, example_shape, strides, where: str) -> None:
+        """Assert at run time that each strided axis has the example's size modulo the stride: the
+        anti-aliasing blur frozen into the export was chosen for that residue."""
+        for axis, s in enumerate(strides):
+            if s == 1:
+                continue
+            residue = example_shape[2 + axis] % s
+            size = self.method("size", x, 2 + axis)
+            ok = self.fn(operator.eq, self.fn(operator.mod, size, s), residue)
+            self.fn(
+                torch._assert, ok,
+                f"exported {where}: axis {axis} was exported for sizes = {residue} (mod {s}), as in the example "
+                f"input (size {example_shape[2 + axis]}); export again with an example of this size",
+            )
+
     def take(self, x, index: torch.Tensor):
         """``x[:, index]`` (narrow when contiguous, as Gate does)."""
         if len(index) and bool((index == torch.arange(int(index[0]), int(index[0]) + len(index))).all()):
@@ -162,6 +178,8 @@ class _Builder:
 
     def conv(self, m: SteerableConv3d, x, v: torch.Tensor):
         kernel, padding, dilation = m._conv_plan(v)
+        if m.antialias:
+            self.size_guard(x, v.shape, m.stride, type(m).__name__)
         kernel = kernel.detach().to(v.dtype)
         bias = None
         if m.bias is not None:
@@ -258,6 +276,7 @@ class _Builder:
         return self.module(torch.nn.AvgPool3d(m.kernel_size, m.stride, m.padding, count_include_pad=False), x, "pool")
 
     def low_pass(self, m: LowPassPool3d, x, v: torch.Tensor):
+        self.size_guard(x, v.shape, m.stride, "LowPassPool3d")
         tx, ty, tz = m.taps(v.shape[2:])
         kernel = (tx[:, None, None] * ty[None, :, None] * tz[None, None, :]).to(dtype=v.dtype, device=v.device)[None, None]
         padding = tuple((len(t) - 1) // 2 for t in (tx, ty, tz))

@@ -187,3 +187,19 @@ print('OK', err)
     result = subprocess.run([sys.executable, "-I", "-c", child, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK")
+
+
+def test_export_refuses_sizes_of_another_residue():
+    """The frozen anti-aliasing blur belongs to the example's size modulo the stride: other residues are
+    refused at run time with a message naming the axis, same residues run and match."""
+    conv = SteerableConv3d("0e", "0e + 1o", 3, stride=2).eval()
+    gm = export(conv, torch.randn(1, 1, 8, 9, 8))
+    with torch.no_grad():
+        same_residue = torch.randn(2, 1, 10, 7, 6)
+        assert rel_err(gm(same_residue), conv(same_residue)) <= 1e-6
+        with pytest.raises(Exception, match="axis 1"):
+            gm(torch.randn(1, 1, 8, 8, 8))
+    pool = LowPassPool3d("0e", 2)
+    gm = export(pool, torch.randn(1, 1, 9, 9, 9))
+    with pytest.raises(Exception, match="LowPassPool3d: axis 0"):
+        gm(torch.randn(1, 1, 10, 9, 9))
