@@ -154,8 +154,12 @@ def transform_field(
         y = y.flip(flip_dims)
         if origin == "voxel0":
             y = y.roll([1] * len(flip_dims), flip_dims)
-    d = irreps_D(irreps, matrix).to(dtype=x.dtype, device=x.device)
-    return torch.einsum("ij,bj...->bi...", d, y)
+    d = irreps_D(irreps, matrix)
+    # For a signed permutation the entries of D are exact algebraic numbers (0, +-1, +-1/2, ...): snap the
+    # least-squares noise (~1e-16) off the zeros and units so that scalars and vectors move bit-exactly.
+    for value in (0.0, 1.0, -1.0):
+        d = torch.where((d - value).abs() < 1e-12, torch.full_like(d, value), d)
+    return torch.einsum("ij,bj...->bi...", d.to(dtype=x.dtype, device=x.device), y)
 
 
 def random_rotations(n: int, seed: int = 0, parity: bool = False) -> torch.Tensor:
