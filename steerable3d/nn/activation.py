@@ -128,6 +128,29 @@ class Gate(torch.nn.Module):
         self._scalar_slices = [(sl, a) for sl, a in zip(scalars.slices(), self.act_scalars)]
         self._gate_slices = [(sl, a) for sl, a in zip(gates.slices(), self.act_gates)]
 
+    @classmethod
+    def for_output(
+        cls,
+        irreps_out,
+        act_even: Callable = torch.relu,
+        act_odd: Callable = torch.tanh,
+        act_gate: Callable = torch.sigmoid,
+    ) -> "Gate":
+        """The gate whose ``irreps_out`` is ``irreps_out`` sorted (e3nn order: ``0o`` before ``0e``) and simplified: ``0e`` scalars through
+        ``act_even``, ``0o`` through the odd ``act_odd`` (so they stay ``0o``), and one ``0e`` gate through
+        ``act_gate`` for every field with ``l > 0``. Feed it from a layer with ``irreps_out == gate.irreps_in``.
+
+        >>> gate = Gate.for_output("4x0e + 1x0o + 2x1o + 1x2e")
+        >>> gate.irreps_in, gate.irreps_out
+        (1x0o+7x0e+2x1o+1x2e, 1x0o+4x0e+2x1o+1x2e)
+        """
+        irreps = as_irreps(irreps_out, "irreps_out").sort().irreps.simplify()
+        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l == 0])
+        gated = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
+        acts = [act_even if ir.p == 1 else act_odd for _, ir in scalars]
+        gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps([])
+        return cls(scalars, acts, gates, [act_gate] * len(gates), gated)
+
     @staticmethod
     def _activate(x: torch.Tensor, pieces) -> torch.Tensor:
         outs = [x[:, sl] if act is None else act(x[:, sl]) for sl, act in pieces]
