@@ -21,3 +21,19 @@ def test_check_rejects_bad_irreps(capsys):
 def test_module_entry_point_and_version():
     out = subprocess.run([sys.executable, "-m", "steerable3d", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"steerable3d {__version__}"
+
+
+def test_tetris_prints_table_and_saves_plot(capsys, tmp_path):
+    figure = tmp_path / "tetris.png"
+    argv = ["tetris", "--seeds", "2", "--steps", "3", "--test-sets", "2", "--scale", "2", "--pad", "2", "--group", "both",
+            "--plot", str(figure)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for row in ("| steerable SO3 |", "| steerable O3 |", "| plain CNN |"):
+        assert row in out
+    assert "+-" in out and figure.stat().st_size > 10_000
+
+
+def test_tetris_rejects_bad_counts(capsys):
+    assert main(["tetris", "--seeds", "0"]) == 2
+    assert "--seeds" in capsys.readouterr().err

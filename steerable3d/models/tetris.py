@@ -1,0 +1,166 @@
+"""Classifiers for 3D Tetris (:func:`steerable3d.data.tetris_volumes`): the steerable net and a plain CNN."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from e3nn import o3
+
+from ..nn import Gate, GlobalPool, LowPassPool3d, Sequential, SteerableConv3d
+
+__all__ = ["TetrisNet", "PlainTetrisCNN"]
+
+HIDDEN_O3 = "6x0e + 2x1o + 2x1e + 1x2e + 1x2o"
+HIDDEN_SO3 = "6x0e + 3x1o + 2x2e"
+
+
+def _scale_irreps(irreps: str, width: int) -> o3.Irreps:
+    return o3.Irreps([(mul * width, ir) for mul, ir in o3.Irreps(irreps)])
+
+
+class TetrisNet(torch.nn.Module):
+    r"""Steerable classifier for 3D Tetris: input ``[B, 1, X, Y, Z]`` (a ``0e`` density), logits ``[B, 8]``.
+
+    Layers: ``downsample`` Gaussian low-pass stride-2 stages on the input (the first with std ``smoothing``
+    voxels of the input, the others the standard anti-aliasing blur), then one steerable convolution +
+    :class:`~steerable3d.nn.Gate` per entry of ``hidden``, a last convolution + gate to scalars, the spatial
+    mean (:class:`~steerable3d.nn.GlobalPool`) and an equivariant linear read-out to ``irreps_out``. No max
+    pooling: the shapes are symmetric and max is discontinuous at ties.
+
+    Every convolution pads fully (``kernel_size - 1`` zeros per side, so each one grows the volume by
+    ``kernel_size - 1``): nothing a shape produces near the border is cut off, and the spatial mean does not
+    depend on where in the volume the shape sits. With ``"same"`` padding the canonical shapes, which sit at
+    different places of their box, are told apart partly by their distance to the border, a cue that a
+    rotation about the volume centre destroys. Gates use SiLU on ``0e`` scalars (no dead units), tanh on
+    ``0o`` and sigmoid on the gates.
+
+    Read-out and ``irreps_out``:
+        * ``parity=False`` (SO(3)-equivariant, exact under the 24 grid rotations):
+          ``irreps_out = 8x0e``, invariant features that are the logits.
+        * ``parity=True`` (O(3)-equivariant, exact under all 48 grid symmetries):
+          ``irreps_out = 7x0e + 1x0o``, seven invariants ``s_0..s_6`` and one pseudoscalar ``q``. The logits
+          are ``[s_0 + q, s_0 - q, s_1, ..., s_6]``: the chiral pair (labels 0 and 1, mirror images of each
+          other) shares the invariant ``s_0`` and is told apart by the sign of ``q``. Under a reflection
+          ``q -> -q``, so the two chiral logits swap and the others stay.
+
+    Sizes: the stride-2 stages are Gaussian low-passes whose length follows the input size and the
+    convolutions have stride 1, so every cubic size is exact (``steerable3d.exact_sizes(model)``), the
+    protocol's 36^3 among them.
+
+    Args:
+        parity: O(3) (True) or SO(3) (False), see above.
+        width: multiplies every multiplicity of the hidden irreps and the number of scalars.
+        hidden: irreps of each hidden level's gated output; default ``6x0e + 3x1o + 2x2e`` then (O(3))
+            ``6x0e + 2x1o + 2x1e + 1x2e + 1x2o`` (pseudo-fields
+            ``1e``, ``2o`` that the last convolution turns into ``0o``) or (SO(3)) ``6x0e + 3x1o + 2x2e`` again.
+        scalars: scalar features before the read-out (with ``parity``, a quarter of them ``0o``).
+        kernel_size: taps of every convolution.
+        smoothing: std of the first low-pass, in voxels of the input.
+        downsample: number of stride-2 low-pass stages on the input (2: 36^3 -> 9^3).
+
+    Trains with a plain loop: Adam (lr 3e-3), the 8 canonical volumes as one batch, cross-entropy.
+
+    >>> net = TetrisNet(parity=True)
+    >>> net.irreps_out
+    7x0e+1x0o
+    >>> net(torch.zeros(2, 1, 20, 20, 20)).shape
+    torch.Size([2, 8])
+    """
+
+    def __init__(
+        self,
+        parity: bool = False,
+        *,
+        width: int = 1,
+        hidden: Sequence[str] | None = None,
+        scalars: int = 16,
+        kernel_size: int = 5,
+        smoothing: float = 1.5,
+        downsample: int = 2,
+    ) -> None:
+        super().__init__()
+        self.parity = bool(parity)
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width: expected a positive int, got {width!r}")
+        if not isinstance(downsample, int) or downsample < 0:
+            raise ValueError(f"downsample: expected a non-negative int (stride-2 stages), got {downsample!r}")
+        if hidden is None:  # a scalar input reaches only 0e, 1o, 2e, ... in one step (parity selection rule)
+            hidden = [HIDDEN_SO3, HIDDEN_O3 if parity else HIDDEN_SO3]
+        scalars *= width
+        odd = scalars // 4 if parity else 0
+        last = o3.Irreps(f"{scalars - odd}x0e + {odd}x0o") if odd else o3.Irreps(f"{scalars}x0e")
+        levels = [_scale_irreps(h, width) for h in hidden] + [last]
+
+        layers: list[torch.nn.Module] = [
+            LowPassPool3d("0e", 2, sigma=smoothing if i == 0 else None) for i in range(downsample)
+        ]
+        irreps = o3.Irreps("0e")
+        for target in levels:
+            gate = Gate.for_output(target, act_even=torch.nn.functional.silu)
+            layers += [SteerableConv3d(irreps, gate.irreps_in, kernel_size, padding=kernel_size - 1, parity=parity), gate]
+            irreps = gate.irreps_out
+        layers.append(GlobalPool(irreps, "mean"))
+        self.features = Sequential(*layers)
+
+        pooled = self.features.irreps_out
+        channels = {p: [i for (_, ir), sl in zip(pooled, pooled.slices()) if ir.p == p for i in range(sl.start, sl.stop)] for p in (1, -1)}
+        self.register_buffer("_even", torch.tensor(channels[1], dtype=torch.long), persistent=False)
+        self.register_buffer("_odd", torch.tensor(channels[-1], dtype=torch.long), persistent=False)
+        if parity:
+            self.readout = torch.nn.Linear(len(self._even), 7)
+            self.readout_odd = torch.nn.Linear(len(self._odd), 1, bias=False)
+            self.irreps_out = o3.Irreps("7x0e + 1x0o")
+        else:
+            self.readout = torch.nn.Linear(len(self._even), 8)
+            self.readout_odd = None
+            self.irreps_out = o3.Irreps("8x0e")
+        self.irreps_in = o3.Irreps("0e")
+
+    def invariants(self, x: torch.Tensor) -> torch.Tensor:
+        """The read-out's output ``[B, irreps_out.dim]`` (invariants, then the pseudoscalar if ``parity``)."""
+        pooled = self.features(x)
+        out = self.readout(pooled.index_select(1, self._even))
+        if self.readout_odd is not None:
+            out = torch.cat([out, self.readout_odd(pooled.index_select(1, self._odd))], dim=1)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, X, Y, Z] -> [B, 8]`` logits in the label order of :func:`~steerable3d.data.tetris_shapes`."""
+        f = self.invariants(x)
+        if not self.parity:
+            return f
+        common, q = f[:, :1], f[:, 7:]
+        # labels 0 and 1 are the chiral pair (TETRIS_CHIRAL_PAIR)
+        return torch.cat([common + q, common - q, f[:, 1:7]], dim=1)
+
+
+class PlainTetrisCNN(torch.nn.Module):
+    """A plain CNN laid out like :class:`TetrisNet`, for comparison: the same input low-pass stages,
+    ``Conv3d`` (full padding) + SiLU per level with as many channels as the steerable net's gated fields
+    have components (25, 25, 16 by default, SO(3) widths), spatial mean, linear read-out. It has about a
+    hundred times the steerable net's parameters and no symmetry built in.
+
+    >>> PlainTetrisCNN()(torch.zeros(2, 1, 20, 20, 20)).shape
+    torch.Size([2, 8])
+    """
+
+    def __init__(
+        self, channels: Sequence[int] = (25, 25, 16), *, kernel_size: int = 5, smoothing: float = 1.5, downsample: int = 2
+    ) -> None:
+        super().__init__()
+        layers: list[torch.nn.Module] = [
+            LowPassPool3d("0e", 2, sigma=smoothing if i == 0 else None) for i in range(downsample)
+        ]
+        previous = 1
+        for c in channels:
+            layers += [torch.nn.Conv3d(previous, c, kernel_size, padding=kernel_size - 1), torch.nn.SiLU()]
+            previous = c
+        self.features = torch.nn.Sequential(*layers)
+        self.readout = torch.nn.Linear(previous, 8)
+        self.irreps_in = o3.Irreps("0e")
+        self.irreps_out = o3.Irreps("8x0e")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, X, Y, Z] -> [B, 8]``."""
+        return self.readout(self.features(x).mean(dim=(2, 3, 4)))

@@ -1,0 +1,1 @@
+"""End-to-end workflows behind the command line (``steerable3d <workflow>``)."""
