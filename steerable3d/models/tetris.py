@@ -44,6 +44,12 @@ class TetrisNet(torch.nn.Module):
           other) shares the invariant ``s_0`` and is told apart by the sign of ``q``. Under a reflection
           ``q -> -q``, so the two chiral logits swap and the others stay.
 
+    Known limitation (O(3)): a pseudoscalar needs three convolutions from a scalar input
+    (``0e -> 1o -> 1e -> 0o``), and with gates as the only nonlinearity the pooled ``0o`` features of a
+    freshly initialized net are ~1e-12 even for the chiral shapes, so ``q`` stays ~0, the two chiral logits
+    tie and training does not separate the pair. A pointwise tensor-product nonlinearity (cross and
+    triple products of different fields) is the planned fix.
+
     Sizes: the stride-2 stages are Gaussian low-passes whose length follows the input size and the
     convolutions have stride 1, so every cubic size is exact (``steerable3d.exact_sizes(model)``), the
     protocol's 36^3 among them.

@@ -12,6 +12,7 @@ Everything here is plain PyTorch around the models: the training loop is the one
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -157,7 +158,7 @@ def run_protocol(
     improper = make_test_sets(test_sets, scale=scale, pad=pad, improper=True, progress=progress) if "O3" in groups else []
     builders: dict[str, Callable[[], torch.nn.Module]] = {}
     for group in groups:
-        builders[f"steerable {group}"] = (lambda p: lambda: TetrisNet(parity=p))(group == "O3")
+        builders[f"steerable {group}"] = functools.partial(TetrisNet, parity=group == "O3")
     if plain_cnn:
         builders["plain CNN"] = PlainTetrisCNN
     runs = []
