@@ -87,11 +87,13 @@ def train_full_batch(
     return losses, perfect
 
 
-def _swap_chiral(labels: torch.Tensor) -> torch.Tensor:
+def _mirror_permutation() -> torch.Tensor:
+    """The label permutation a reflection induces: the chiral pair swaps, the rest stay. It is an
+    involution, so it maps labels (``perm[labels]``) and logit columns (``logits[:, perm]``) alike."""
+    perm = torch.arange(8)
     a, b = TETRIS_CHIRAL_PAIR
-    swapped = labels.clone()
-    swapped[labels == a], swapped[labels == b] = b, a
-    return swapped
+    perm[a], perm[b] = b, a
+    return perm
 
 
 def make_test_sets(
@@ -106,7 +108,7 @@ def make_test_sets(
     sets = []
     for i in progress(range(n_sets), desc="improper test sets" if improper else "rotated test sets", leave=False):
         volumes, labels = tetris_volumes(scale, pad, rotations[8 * i : 8 * i + 8])
-        sets.append((volumes, _swap_chiral(labels) if improper else labels))
+        sets.append((volumes, _mirror_permutation()[labels] if improper else labels))
     return sets
 
 
@@ -124,14 +126,12 @@ def grid_check(model: torch.nn.Module, volumes: torch.Tensor, labels: torch.Tens
     model.eval()
     reference = model(volumes)
     correct, total, worst = 0, 0, 0.0
-    a, b = TETRIS_CHIRAL_PAIR
+    perm = _mirror_permutation().to(labels.device)
     for g in grid_symmetries(parity):
         logits = model(transform_field(volumes, "0e", g.to(volumes.dtype)))
         expected, target = reference, labels
         if torch.det(g) < 0:
-            order = list(range(8))
-            order[a], order[b] = b, a
-            expected, target = reference[:, order], _swap_chiral(labels)
+            expected, target = reference[:, perm], perm[labels]
         worst = max(worst, float((logits - expected).abs().max() / expected.abs().max()))
         correct += int((logits.argmax(1) == target).sum())
         total += len(target)
