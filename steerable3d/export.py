@@ -20,7 +20,8 @@ What is frozen:
 
 Supported modules: ``SteerableConv3d``, ``SteerableConvTranspose3d``, ``Gate``, ``NormActivation``,
 ``BatchNorm3d``, ``InstanceNorm3d``, ``Dropout``, ``AvgPool3d``, ``LowPassPool3d``, ``GlobalPool``,
-``Upsample``, ``Sequential`` (and any ``torch.nn.Sequential`` of supported modules), ``Residual``, and
+``Upsample``, ``SelfTensorProduct`` (its bilinear table frozen), ``Sequential`` (and any
+``torch.nn.Sequential`` of supported modules), ``Residual``, and
 ``Concatenate`` as the top-level model (give a tuple of example inputs). Activations (of ``Gate`` and
 ``NormActivation``) must be torch functions (``torch.relu``, ``torch.nn.functional.silu``, ...) or
 ``torch.nn`` activation modules (``torch.nn.SiLU()``); anything else raises ``ValueError``.
@@ -53,6 +54,7 @@ from .nn.containers import Concatenate, Residual
 from .nn.conv import SteerableConv3d, SteerableConvTranspose3d
 from .nn.norm import Dropout, _FieldNorm
 from .nn.pooling import AvgPool3d, GlobalPool, LowPassPool3d, Upsample
+from .nn.tensor_product import SelfTensorProduct
 
 __all__ = ["export"]
 
@@ -313,6 +315,13 @@ class _Builder:
             return self.method("new_zeros", x, (self.method("size", x, 0), 0))
         return self.fn(torch.cat, outs, dim=1)
 
+    def self_tensor_product(self, m: SelfTensorProduct, x, v: torch.Tensor):
+        f = self.take(x, m._factor_index)
+        pairs = self.fn(operator.mul, self.take(f, m._first), self.take(f, m._second))
+        weight = m.pair_weights().detach().to(v.dtype)[:, :, None, None, None]
+        products = self.fn(F.conv3d, pairs, self.buffer(weight, "weight"))
+        return self.fn(torch.cat, [x, products], dim=1)
+
     def upsample(self, m: Upsample, x, v: torch.Tensor):
         if m.mode == "nearest":
             for axis, s in enumerate(m.scale_factor):
@@ -334,6 +343,7 @@ _HANDLERS = {
     LowPassPool3d: _Builder.low_pass,
     GlobalPool: _Builder.global_pool,
     Upsample: _Builder.upsample,
+    SelfTensorProduct: _Builder.self_tensor_product,
 }
 
 

@@ -18,6 +18,7 @@ from steerable3d.nn import (
     LowPassPool3d,
     NormActivation,
     Residual,
+    SelfTensorProduct,
     Sequential,
     SteerableConv3d,
     SteerableConvTranspose3d,
@@ -52,8 +53,9 @@ def big_model(pool_mode: str = "mean") -> Sequential:
         SteerableConv3d("2x0e + 1o", irreps, 3, stride=2, padding_mode="circular"),
         BatchNorm3d(irreps),
         Gate("3x0e", [torch.relu], "2x0e", [torch.sigmoid], "2x1o"),  # -> 3x0e + 2x1o
-        Residual(SteerableConv3d("3x0e + 2x1o", "3x0e + 2x1o", 3)),
-        Residual(SteerableConv3d("3x0e + 2x1o", "2x0e + 2x1o", 3)),  # projection skip
+        SelfTensorProduct("3x0e + 2x1o", "1x1e"),  # -> 3x0e + 2x1o + 1x1e
+        Residual(SteerableConv3d("3x0e + 2x1o + 1e", "3x0e + 2x1o + 1e", 3)),
+        Residual(SteerableConv3d("3x0e + 2x1o + 1e", "2x0e + 2x1o", 3)),  # projection skip
         NormActivation("2x0e + 2x1o", torch.nn.functional.silu, bias=True),
         InstanceNorm3d("2x0e + 2x1o"),
         Dropout("2x0e + 2x1o", p=0.3),
