@@ -7,12 +7,15 @@ from typing import Sequence
 import torch
 from e3nn import o3
 
-from ..nn import Gate, GlobalPool, LowPassPool3d, Sequential, SteerableConv3d
+from ..nn import Gate, GlobalPool, LowPassPool3d, SelfTensorProduct, Sequential, SteerableConv3d
 
 __all__ = ["TetrisNet", "PlainTetrisCNN"]
 
 HIDDEN_O3 = "6x0e + 2x1o + 2x1e + 1x2e + 1x2o"
 HIDDEN_SO3 = "6x0e + 3x1o + 2x2e"
+# O(3): pointwise products after the first two hidden levels: cross products of the vectors (1o x 1o -> 1e),
+# then pseudoscalars (1o . 1e -> 0o), as (factors, products) per level
+PRODUCTS_O3 = [("1o", "2x1e"), ("1o + 1e", "2x0o")]
 
 
 def _scale_irreps(irreps: str, width: int) -> o3.Irreps:
@@ -24,7 +27,7 @@ class TetrisNet(torch.nn.Module):
 
     Layers: ``downsample`` Gaussian low-pass stride-2 stages on the input (the first with std ``smoothing``
     voxels of the input, the others the standard anti-aliasing blur), then one steerable convolution +
-    :class:`~steerable3d.nn.Gate` per entry of ``hidden``, a last convolution + gate to scalars, the spatial
+    :class:`~steerable3d.nn.Gate` (+ products with ``parity``, see below) per entry of ``hidden``, a last convolution + gate to scalars, the spatial
     mean (:class:`~steerable3d.nn.GlobalPool`) and an equivariant linear read-out to ``irreps_out``. No max
     pooling: the shapes are symmetric and max is discontinuous at ties.
 
@@ -44,11 +47,13 @@ class TetrisNet(torch.nn.Module):
           other) shares the invariant ``s_0`` and is told apart by the sign of ``q``. Under a reflection
           ``q -> -q``, so the two chiral logits swap and the others stay.
 
-    Known limitation (O(3)): a pseudoscalar needs three convolutions from a scalar input
-    (``0e -> 1o -> 1e -> 0o``), and with gates as the only nonlinearity the pooled ``0o`` features of a
-    freshly initialized net are ~1e-12 even for the chiral shapes, so ``q`` stays ~0, the two chiral logits
-    tie and training does not separate the pair. A pointwise tensor-product nonlinearity (cross and
-    triple products of different fields) is the planned fix.
+    Chirality (O(3)): a pseudoscalar is a triple product of three vector features, and the convolutions of
+    an O(3) net cannot form it from a scalar input in few layers (``0e -> 1o -> 1e -> 0o`` takes three,
+    and with gates alone the pooled ``0o`` features of a fresh net are ~1e-12, so the chiral logits tie and
+    never separate). With ``parity=True`` the first hidden level is therefore followed by a
+    :class:`~steerable3d.nn.SelfTensorProduct` appending cross products of its vector fields (``1e``) and
+    the second by one appending dot products of vectors and pseudovectors (``0o``). An SO(3) net needs
+    neither: its kernels include the cross-product paths (``l_f = 1`` between two ``l = 1`` fields).
 
     Sizes: the stride-2 stages are Gaussian low-passes whose length follows the input size and the
     convolutions have stride 1, so every cubic size is exact (``steerable3d.exact_sizes(model)``), the
@@ -101,11 +106,16 @@ class TetrisNet(torch.nn.Module):
         layers: list[torch.nn.Module] = [
             LowPassPool3d("0e", 2, sigma=smoothing if i == 0 else None) for i in range(downsample)
         ]
+        products = PRODUCTS_O3 if parity else []
         irreps = o3.Irreps("0e")
-        for target in levels:
+        for i, target in enumerate(levels):
             gate = Gate.for_output(target, act_even=torch.nn.functional.silu)
             layers += [SteerableConv3d(irreps, gate.irreps_in, kernel_size, padding=kernel_size - 1, parity=parity), gate]
             irreps = gate.irreps_out
+            if i < min(len(products), len(levels) - 1):
+                factors, new = products[i]
+                layers.append(SelfTensorProduct(irreps, _scale_irreps(new, width), factors=factors))
+                irreps = layers[-1].irreps_out
         layers.append(GlobalPool(irreps, "mean"))
         self.features = Sequential(*layers)
 

@@ -36,8 +36,9 @@ class SelfTensorProduct(torch.nn.Module):
 
     Args:
         irreps_in: the field's irreps; it needs at least one ``l > 0`` field.
-        irreps_products: irreps of the appended products, each reachable from a product of two input
-            fields with ``l > 0``.
+        irreps_products: irreps of the appended products, each reachable from a product of two factors.
+        factors: which irreps of the input are factors (e.g. ``"1o + 1e"``); default every ``l > 0`` irrep.
+            The cost is quadratic in the factors' total dimension, so restricting them saves time.
 
     Example:
         >>> tp = SelfTensorProduct("4x0e + 2x1o", "1x1e")
@@ -47,18 +48,22 @@ class SelfTensorProduct(torch.nn.Module):
         torch.Size([2, 13, 5, 5, 5])
     """
 
-    def __init__(self, irreps_in, irreps_products) -> None:
+    def __init__(self, irreps_in, irreps_products, factors=None) -> None:
         super().__init__()
         self.irreps_in = as_irreps(irreps_in, "irreps_in")
         self.irreps_products = as_irreps(irreps_products, "irreps_products")
-        factors = [(mul, ir) for mul, ir in self.irreps_in if ir.l > 0 and mul > 0]
-        if not factors:
-            raise ValueError(f"irreps_in: expected at least one field with l > 0, got {self.irreps_in}")
-        self.irreps_factors = o3.Irreps(factors)
-        index = [
-            i for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()) if ir.l > 0 and mul > 0
-            for i in range(sl.start, sl.stop)
-        ]
+        if factors is None:
+            chosen = {ir for _, ir in self.irreps_in if ir.l > 0}
+        else:
+            chosen = {ir for _, ir in as_irreps(factors, "factors")}
+            absent = [str(ir) for ir in chosen if ir not in {ir for mul, ir in self.irreps_in if mul > 0}]
+            if absent:
+                raise ValueError(f"factors: {', '.join(absent)} not in irreps_in {self.irreps_in}")
+        selected = [((mul, ir), sl) for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()) if ir in chosen and mul > 0]
+        if not selected or all(ir.l == 0 for (_, ir), _ in selected):
+            raise ValueError(f"irreps_in: expected at least one factor field with l > 0, got {self.irreps_in} (factors={factors})")
+        self.irreps_factors = o3.Irreps([field for field, _ in selected])
+        index = [i for _, sl in selected for i in range(sl.start, sl.stop)]
         reachable = {ir_out for _, a in self.irreps_factors for _, b in self.irreps_factors for ir_out in a * b}
         missing = [str(ir) for _, ir in self.irreps_products if ir not in reachable]
         if missing:

@@ -7,7 +7,8 @@ from steerable3d import exact_sizes, grid_symmetries, transform_field
 from steerable3d.data import TETRIS_CHIRAL_PAIR, tetris_volumes
 from steerable3d.models import PlainTetrisCNN, TetrisNet
 
-SCALE, PAD = 3, 4  # 20^3 volumes: the CI-sized protocol
+SCALE, PAD = 3, 2  # 16^3 volumes: the CI-sized protocol
+DOWNSAMPLE = 1  # one stride-2 stage: a cube spans 1.5 voxels of the working grid (1.25 at the protocol size)
 
 
 def train(model, x, y, steps=300):
@@ -30,9 +31,9 @@ def test_trained_net_is_exact_over_grid_symmetries(parity):
     what the canonical set scores."""
     torch.manual_seed(0)
     x, y = tetris_volumes(SCALE, PAD)
-    model = TetrisNet(parity=parity)
+    model = TetrisNet(parity=parity, downsample=DOWNSAMPLE)
     losses = train(model, x, y)
-    assert losses[-1] < 0.8 * losses[0]  # it learned something (100% is not reached yet: see the issue note)
+    assert losses[-1] < 0.5 * losses[0]
     model.eval()
     swap = list(range(8))
     a, b = TETRIS_CHIRAL_PAIR
@@ -40,6 +41,7 @@ def test_trained_net_is_exact_over_grid_symmetries(parity):
     with torch.no_grad():
         reference = model(x)
         predicted = reference.argmax(1).tolist()
+        assert predicted == y.tolist()  # 100% on the training set, the chiral pair included
         for g in grid_symmetries(parity):
             logits = model(transform_field(x, "0e", g.float()))
             improper = bool(torch.det(g) < 0)
@@ -51,6 +53,7 @@ def test_trained_net_is_exact_over_grid_symmetries(parity):
             clear = (top2[:, 0] - top2[:, 1]) > 1e-4 * scale
             assert torch.equal(logits.argmax(1)[clear], expected.argmax(1)[clear])
             assert expected.argmax(1)[clear].tolist() == [swap[p] if improper else p for p, c in zip(predicted, clear) if c]
+            assert bool(clear.all())  # no near-ties: every transformed volume is classified, and correctly
 
 
 def test_invariants_and_pseudoscalar_under_a_mirror(float64):

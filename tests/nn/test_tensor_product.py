@@ -49,8 +49,19 @@ def test_gradients_reach_the_weights():
     assert tp.tp.weight.grad is not None and tp.tp.weight.grad.abs().sum() > 0
 
 
+def test_factors_select_the_fields():
+    tp = SelfTensorProduct("2x0e + 1x1o + 1x2e + 1x1e", "1x0o", factors="1o + 1e")
+    assert tp.irreps_factors == o3.Irreps("1x1o + 1x1e")
+    x = torch.randn(1, tp.irreps_in.dim, 2, 2, 2)
+    dot = (x[:, 2:5] * x[:, 10:13]).sum(dim=1)  # 1o . 1e is the only pseudoscalar
+    ratio = tp(x)[:, -1] / dot
+    assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-4)
+
+
 def test_clear_errors():
     with pytest.raises(ValueError, match="l > 0"):
         SelfTensorProduct("3x0e", "0e")
+    with pytest.raises(ValueError, match="factors: 2o not in"):
+        SelfTensorProduct("2x1o", "1x1e", factors="2o")
     with pytest.raises(ValueError, match="0o is not a product"):
         SelfTensorProduct("2x1o", "1x0o")
