@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     p.add_argument("--test-sets", type=int, default=20, help="sets of 8 rotated shapes (default 20; the protocol: 100)")
     p.add_argument("--group", choices=("so3", "o3", "both"), default="so3", help="steerable net: SO(3) (rotations, "
-                   "default), O(3) (rotations and reflections; does not yet tell the chiral pair apart), or both")
+                   "default), O(3) (rotations and reflections, with a pseudoscalar for the chiral pair), or both")
     p.add_argument("--plain-cnn", action=argparse.BooleanOptionalAction, default=True, help="also train the plain CNN")
     p.add_argument("--scale", type=int, default=5, help="voxels per cube edge (default 5: 36^3 volumes)")
     p.add_argument("--pad", type=int, default=8, help="zero voxels on each side (default 8)")
