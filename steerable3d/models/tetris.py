@@ -27,9 +27,10 @@ class TetrisNet(torch.nn.Module):
 
     Layers: ``downsample`` Gaussian low-pass stride-2 stages on the input (the first with std ``smoothing``
     voxels of the input, the others the standard anti-aliasing blur), then one steerable convolution +
-    :class:`~steerable3d.nn.Gate` (+ products with ``parity``, see below) per entry of ``hidden``, a last convolution + gate to scalars, the spatial
-    mean (:class:`~steerable3d.nn.GlobalPool`) and an equivariant linear read-out to ``irreps_out``. No max
-    pooling: the shapes are symmetric and max is discontinuous at ties.
+    :class:`~steerable3d.nn.Gate` (+ pointwise products with ``parity``, see below) per entry of
+    ``hidden``, a last convolution + gate to scalars, the spatial mean (:class:`~steerable3d.nn.GlobalPool`)
+    and an equivariant linear read-out to ``irreps_out``. No max pooling: the shapes are symmetric and max
+    is discontinuous at ties.
 
     Every convolution pads fully (``kernel_size - 1`` zeros per side, so each one grows the volume by
     ``kernel_size - 1``): nothing a shape produces near the border is cut off, and the spatial mean does not
@@ -65,6 +66,8 @@ class TetrisNet(torch.nn.Module):
         hidden: irreps of each hidden level's gated output; default ``6x0e + 3x1o + 2x2e`` then (O(3))
             ``6x0e + 2x1o + 2x1e + 1x2e + 1x2o`` (pseudo-fields
             ``1e``, ``2o`` that the last convolution turns into ``0o``) or (SO(3)) ``6x0e + 3x1o + 2x2e`` again.
+            With ``parity`` the first level needs ``1o`` fields and the second ``1o`` and ``1e`` fields: they
+            are the factors of the products.
         scalars: scalar features before the read-out (with ``parity``, a quarter of them ``0o``).
         kernel_size: taps of every convolution.
         smoothing: std of the first low-pass, in voxels of the input.
