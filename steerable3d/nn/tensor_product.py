@@ -24,8 +24,8 @@ class SelfTensorProduct(torch.nn.Module):
     ``irreps_out = irreps_in + irreps_products`` (the input passes through unchanged, the products follow).
 
     The products are e3nn's :class:`~e3nn.o3.FullyConnectedTensorProduct` of ``f`` with itself at every
-    voxel, where ``f`` is the part of the input with ``l > 0`` (scalar factors only rescale a field, which a
-    :class:`~steerable3d.nn.Gate` already does). Being bilinear, it is assembled once per call into a table
+    voxel, where ``f`` is the part of the input with ``l > 0`` by default, or the irreps named in ``factors``
+    (scalar factors only rescale a field, which a :class:`~steerable3d.nn.Gate` already does). Being bilinear, it is assembled once per call into a table
     ``W[pair, out]`` over the unordered channel pairs ``(i <= j)`` and applied as ``f_i f_j`` followed by a
     ``1x1x1`` convolution; the result equals e3nn's to float rounding (tested).
 
