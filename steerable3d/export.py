@@ -328,6 +328,12 @@ class _Builder:
                 if s > 1:
                     x = self.method("repeat_interleave", x, s, dim=2 + axis)
             return x
+        if m.padding_mode == "circular":
+            padded = self.fn(F.pad, x, [1] * 6, mode="circular")
+            size = tuple(self.fn(operator.mul, self.method("size", padded, 2 + a), s) for a, s in enumerate(m.scale_factor))
+            y = self.fn(F.interpolate, padded, size=size, mode="trilinear", align_corners=False)
+            sx, sy, sz = m.scale_factor
+            return self.fn(operator.getitem, y, (slice(None), slice(None), slice(sx, -sx), slice(sy, -sy), slice(sz, -sz)))
         size = tuple(self.fn(operator.mul, self.method("size", x, 2 + a), s) for a, s in enumerate(m.scale_factor))
         return self.fn(F.interpolate, x, size=size, mode="trilinear", align_corners=False)
 

@@ -62,6 +62,7 @@ def big_model(pool_mode: str = "mean") -> Sequential:
         LowPassPool3d("2x0e + 2x1o", 2),
         Upsample("2x0e + 2x1o", 2, mode="trilinear"),
         Upsample("2x0e + 2x1o", (1, 2, 1), mode="nearest"),
+        Upsample("2x0e + 2x1o", (1, 1, 2), mode="trilinear", padding_mode="circular"),
         AvgPool3d("2x0e + 2x1o", 2),
         SteerableConvTranspose3d("2x0e + 2x1o", "2x0e + 1o", 3, stride=2, output_padding=1),
         GlobalPool("2x0e + 1o", mode=pool_mode, invariant=True),

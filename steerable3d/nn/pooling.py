@@ -282,8 +282,9 @@ class Upsample(torch.nn.Module):
 
     Modes: ``"nearest"`` repeats every voxel ``s`` times per axis (``repeat_interleave``, no float index
     arithmetic). ``"trilinear"`` is ``F.interpolate(..., align_corners=False)``: output index ``i`` samples
-    the input at ``(i + 0.5) / s - 0.5``, clamped to the volume, which maps ``i -> sN - 1 - i`` onto
-    ``N - 1 - (.)``, so the flips are kept.
+    the input at ``(i + 0.5) / s - 0.5``, clamped to the volume (``padding_mode="zeros"``, the name shared
+    with the other layers: nothing is padded) or wrapped around it (``"circular"``, periodic boxes), which
+    maps ``i -> sN - 1 - i`` onto ``N - 1 - (.)``, so the flips are kept.
 
     Exactness: every size (:meth:`is_exact` is always ``True``).
 
@@ -291,6 +292,8 @@ class Upsample(torch.nn.Module):
         irreps: the field's irreps (``irreps_out == irreps_in``).
         scale_factor: a positive int or three ints (integral floats such as ``2.0`` are accepted).
         mode: ``"nearest"`` or ``"trilinear"``.
+        padding_mode: ``"zeros"`` (trilinear clamps at the border) or ``"circular"`` (trilinear wraps
+            around; periodic shifts by whole input voxels commute with the layer). Nearest needs neither.
 
     Example:
         >>> up = Upsample("0e + 1o", 2, mode="trilinear")
@@ -299,8 +302,11 @@ class Upsample(torch.nn.Module):
     """
 
     MODES = ("nearest", "trilinear")
+    PADDING_MODES = ("zeros", "circular")
 
-    def __init__(self, irreps, scale_factor: Union[int, Sequence[int]] = 2, mode: str = "nearest") -> None:
+    def __init__(
+        self, irreps, scale_factor: Union[int, Sequence[int]] = 2, mode: str = "nearest", padding_mode: str = "zeros"
+    ) -> None:
         super().__init__()
         self.irreps_in = as_irreps(irreps, "irreps")
         self.irreps_out = self.irreps_in
@@ -315,6 +321,9 @@ class Upsample(torch.nn.Module):
         if mode not in self.MODES:
             raise ValueError(f"mode: expected one of {self.MODES}, got {mode!r}")
         self.mode = mode
+        if padding_mode not in self.PADDING_MODES:
+            raise ValueError(f"padding_mode: expected one of {self.PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, sX, sY, sZ]``."""
@@ -324,6 +333,13 @@ class Upsample(torch.nn.Module):
                 if s > 1:
                     x = x.repeat_interleave(s, dim=2 + axis)
             return x
+        if self.padding_mode == "circular":
+            # one wrapped voxel per side covers every sample point; the crop keeps s N outputs per axis
+            padded = F.pad(x, [1] * 6, mode="circular")
+            size = tuple(n * s for n, s in zip(padded.shape[2:], self.scale_factor))
+            y = F.interpolate(padded, size=size, mode="trilinear", align_corners=False)
+            sx, sy, sz = self.scale_factor
+            return y[:, :, sx:-sx, sy:-sy, sz:-sz]
         size = tuple(n * s for n, s in zip(x.shape[2:], self.scale_factor))
         return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
 
@@ -332,7 +348,7 @@ class Upsample(torch.nn.Module):
         return True
 
     def extra_repr(self) -> str:
-        return f"{self.irreps_in}, scale_factor={self.scale_factor}, mode={self.mode!r}"
+        return f"{self.irreps_in}, scale_factor={self.scale_factor}, mode={self.mode!r}, padding_mode={self.padding_mode!r}"
 
 
 class NormMaxPool3d(torch.nn.Module):

@@ -193,6 +193,23 @@ def test_upsample_trilinear_matches_interpolate():
     assert torch.allclose(y, F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False))
 
 
+def test_upsample_trilinear_circular_is_periodic_interpolation():
+    x = torch.randn(2, 4, 3, 4, 5, dtype=torch.float64)
+    up = Upsample("0e + 1o", (2, 3, 2), mode="trilinear", padding_mode="circular")
+    y = up(x)
+    assert y.shape == (2, 4, 6, 12, 10)
+    # inside, it is plain trilinear interpolation; at the border it wraps around
+    plain = F.interpolate(x, scale_factor=(2, 3, 2), mode="trilinear", align_corners=False)
+    assert torch.allclose(y[:, :, 1:-1, 2:-2, 1:-1], plain[:, :, 1:-1, 2:-2, 1:-1])
+    assert not torch.allclose(y[:, :, :1], plain[:, :, :1])
+    # a periodic shift by whole input voxels commutes with it
+    assert torch.allclose(up(torch.roll(x, (1, 2, -1), (2, 3, 4))), torch.roll(y, (2, 6, -2), (2, 3, 4)))
+    # and the first output sample of axis x is a quarter of the way from the last input voxel to the first
+    expected = 0.25 * x[:, :, -1] + 0.75 * x[:, :, 0]
+    along_x = Upsample("0e + 1o", (2, 1, 1), mode="trilinear", padding_mode="circular")(x)
+    assert torch.allclose(along_x[:, :, 0], expected)
+
+
 def test_lowpass_preserves_constant_in_interior():
     for size, stride, sigma in ((11, 2, None), (10, 2, None), (13, 3, None), (10, 2, 1.0)):
         pool = LowPassPool3d("0e + 1o", stride, sigma=sigma)
@@ -242,6 +259,7 @@ def test_global_pool_values():
         (lambda: Upsample("0e", 1.5), "scale_factor"),
         (lambda: Upsample("0e", 0), "scale_factor"),
         (lambda: Upsample("0e", 2, mode="bicubic"), "mode"),
+        (lambda: Upsample("0e", 2, padding_mode="reflect"), "padding_mode"),
         (lambda: GlobalPool("0e", mode="max"), "mode"),
         (lambda: LowPassPool3d("0e", 0), "stride"),
         (lambda: LowPassPool3d("0e", 2, sigma=-1.0), "sigma"),
