@@ -15,7 +15,6 @@ exactly (index permutations and flips). Any other rotation needs resampling: :fu
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
 
 import numpy as np
 import torch

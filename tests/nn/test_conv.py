@@ -1,6 +1,5 @@
 import copy
 import io
-import math
 import pickle
 
 import numpy as np
