@@ -1,4 +1,4 @@
-"""Command line: ``steerable3d --version``, ``steerable3d check``, ``steerable3d tetris``."""
+"""Command line: ``steerable3d --version``, ``check``, ``tetris``, ``segment train``, ``segment predict``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,49 @@ def tetris(args: argparse.Namespace) -> int:
     return 0
 
 
+def segment(args: argparse.Namespace) -> int:
+    """``segment train`` / ``segment predict`` on folders of NIfTI volumes."""
+    from .workflows import segment as seg
+    from .workflows.tetris import progress_bar
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    progress = progress_bar()
+    if args.action == "predict":
+        written = seg.predict(args.checkpoint, args.images, args.out, overlap=args.overlap, device=args.device,
+                              probabilities=args.probabilities, progress=progress)
+        print(f"{len(written)} file(s) written to {args.out}")
+        return 0
+    pairs = seg.find_cases(args.images, args.labels)
+    cases = [seg.load_case(image, label, args.classes or None) for image, label in pairs]
+    val_cases = []
+    if args.val_images:
+        val_cases = [seg.load_case(i, l, args.classes or None) for i, l in seg.find_cases(args.val_images, args.val_labels)]
+    spacings = {tuple(round(s, 3) for s in c.volume.spacing) for c in cases}
+    if len(spacings) > 1:
+        raise ValueError(f"--images: expected one voxel size for all training images, got {sorted(spacings)}; resample them first")
+    classes = args.classes or int(max(int(c.label.max()) for c in cases)) + 1
+    channels = {c.image.shape[0] for c in cases}
+    if len(channels) > 1:
+        raise ValueError(f"--images: expected the same number of channels in every image, got {sorted(channels)}")
+    config = seg.SegmentConfig(
+        classes=classes, channels=tuple(args.channels), strides=tuple(args.strides), parity=not args.so3,
+        kernel_size=args.kernel_size, patch=args.patch, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
+        validate_every=args.validate_every, amp=args.amp, seed=args.seed, spacing=spacings.pop(),
+        in_channels=channels.pop(),
+    )
+    model = config.build_model()
+    print(f"EquivariantUNet: {sum(p.numel() for p in model.parameters()):,} parameters, levels "
+          f"{', '.join(map(str, model.level_irreps))}; {len(cases)} training and {len(val_cases)} validation volumes, "
+          f"{classes} classes, voxel size {config.spacing} mm")
+    _, history = seg.train(config, cases, args.out, val_cases=val_cases, resume=args.resume, device=args.device, progress=progress)
+    if history.validation:
+        print(f"best validation Dice {max(d for _, d in history.validation):.4f}; checkpoints in {args.out}")
+    else:
+        print(f"final loss {history.losses[-1]:.4f}; checkpoint {args.out}/last.pt")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steerable3d", description=__doc__)
     parser.add_argument("--version", action="version", version=f"steerable3d {__version__}")
@@ -120,6 +163,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--plot", metavar="PNG", help="save loss curves and accuracies to this file (needs matplotlib)")
     p.set_defaults(func=tetris)
+
+    p = sub.add_parser("segment", help="train or apply an equivariant U-Net on folders of NIfTI volumes")
+    actions = p.add_subparsers(dest="action", required=True)
+    t = actions.add_parser(
+        "train", help="train on images and label maps (same file names)",
+        description="Train an EquivariantUNet on random patches (Dice + cross-entropy, Adam). Checkpoints last.pt "
+        "and best.pt are written atomically to --out; --resume continues from last.pt exactly.",
+    )
+    t.add_argument("--images", required=True, help="folder of .nii/.nii.gz images")
+    t.add_argument("--labels", required=True, help="folder of label maps with the images' file names")
+    t.add_argument("--val-images", help="folder of validation images (Dice every --validate-every steps)")
+    t.add_argument("--val-labels", help="folder of validation label maps")
+    t.add_argument("--out", required=True, help="folder for checkpoints")
+    t.add_argument("--classes", type=int, default=0, help="number of classes incl. background (default: from the labels)")
+    t.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64], help="width per level (default 16 32 64)")
+    t.add_argument("--strides", type=int, nargs="*", default=[2, 2], help="downsampling per level (default 2 2)")
+    t.add_argument("--kernel-size", type=int, default=5)
+    t.add_argument("--so3", action="store_true", help="rotations only (parity=False); default O(3)")
+    t.add_argument("--patch", type=int, default=32, help="patch edge in voxels (default 32)")
+    t.add_argument("--batch-size", type=int, default=2)
+    t.add_argument("--steps", type=int, default=500)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--validate-every", type=int, default=100)
+    t.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
+    t.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(func=segment)
+    q = actions.add_parser("predict", help="segment every image of a folder with a trained checkpoint")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--images", required=True)
+    q.add_argument("--out", required=True, help="folder for <name>.nii.gz label maps (the images' grids)")
+    q.add_argument("--overlap", type=float, default=None, help="sliding-window overlap (default: the training one)")
+    q.add_argument("--probabilities", action="store_true", help="also write <name>_prob.nii.gz")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--threads", type=int, default=0)
+    q.set_defaults(func=segment)
     return parser
 
 
@@ -127,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"steerable3d {args.command}: error: {error}", file=sys.stderr)
         return 2
 

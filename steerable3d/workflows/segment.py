@@ -1,0 +1,362 @@
+"""Segmentation of NIfTI volumes with :class:`~steerable3d.models.EquivariantUNet`: train and predict.
+
+Data: a folder of images and a folder of label maps with the same file names (``case1.nii.gz`` in both).
+Images are read in RAS orientation (exact flips and permutations), each channel standardized over its
+non-zero voxels, and label maps hold class indices ``0 .. classes - 1`` (0 is the background).
+
+Training draws random patches (``patch`` voxels a side, half of them centred on a foreground voxel), runs
+Adam on MONAI's Dice + cross-entropy loss and, every ``validate_every`` steps, predicts the validation
+volumes whole by :func:`~steerable3d.inference.sliding_window` and scores them with MONAI's Dice metric
+(foreground classes, averaged). Checkpoints (``last.pt`` and ``best.pt``) are written atomically and hold
+everything needed to resume exactly: model, optimizer, step, the patch sampler's random state, history.
+
+Kernels live in physical units: the model is built for the training images' voxel size and
+:func:`predict` sets the model's spacing to each image's own, so a model trained at 1 mm runs on a 0.8 mm
+scan with the same weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..inference import sliding_window
+from ..io import Volume, from_ras, load_nifti, save_nifti
+from ..models import EquivariantUNet
+
+__all__ = ["SegmentConfig", "Case", "find_cases", "load_case", "standardize", "PatchSampler", "train", "predict", "dice_scores"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass
+class SegmentConfig:
+    """Everything that defines a training run (stored in the checkpoint)."""
+
+    classes: int = 2
+    channels: Sequence[int] = (16, 32, 64)
+    strides: Sequence[int] = (2, 2)
+    parity: bool = True
+    kernel_size: int = 5
+    patch: int = 32
+    batch_size: int = 2
+    steps: int = 500
+    lr: float = 3e-3
+    validate_every: int = 100
+    foreground_fraction: float = 0.5
+    overlap: float = 0.5
+    amp: bool = False
+    seed: int = 0
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    in_channels: int = 1
+
+    def build_model(self) -> EquivariantUNet:
+        return EquivariantUNet(
+            3, self.in_channels, self.classes, list(self.channels), list(self.strides),
+            parity=self.parity, spacing=self.spacing, kernel_size=self.kernel_size,
+        )
+
+
+@dataclass
+class Case:
+    """One image (standardized, RAS) and optionally its label map: ``image`` ``[C, X, Y, Z]`` float32,
+    ``label`` ``[X, Y, Z]`` int64, ``volume`` the RAS :class:`~steerable3d.io.Volume` it came from."""
+
+    name: str
+    image: torch.Tensor
+    volume: Volume
+    label: torch.Tensor | None = None
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(NIFTI_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def find_cases(images: str | Path, labels: str | Path | None = None) -> list[tuple[Path, Path | None]]:
+    """``(image, label)`` paths matched by file name (``.nii`` or ``.nii.gz``; the label may use the other
+    suffix). With ``labels``, every image needs a label map."""
+    images = Path(images)
+    if not images.is_dir():
+        raise FileNotFoundError(f"images: {images} is not a directory")
+    found = sorted(p for p in images.iterdir() if p.name.endswith(NIFTI_SUFFIXES))
+    if not found:
+        raise ValueError(f"images: no .nii or .nii.gz files in {images}")
+    if labels is None:
+        return [(p, None) for p in found]
+    labels = Path(labels)
+    if not labels.is_dir():
+        raise FileNotFoundError(f"labels: {labels} is not a directory")
+    by_stem = {_stem(p): p for p in labels.iterdir() if p.name.endswith(NIFTI_SUFFIXES)}
+    missing = [p.name for p in found if _stem(p) not in by_stem]
+    if missing:
+        raise ValueError(f"labels: no label map in {labels} for {', '.join(missing)} (expected the same file names)")
+    return [(p, by_stem[_stem(p)]) for p in found]
+
+
+def standardize(image: torch.Tensor) -> torch.Tensor:
+    """Each channel of ``[C, X, Y, Z]`` to zero mean and unit variance over its non-zero voxels (the
+    background of a skull-stripped scan stays 0); a constant channel becomes 0."""
+    out = torch.zeros_like(image)
+    for c, channel in enumerate(image):
+        mask = channel != 0
+        values = channel[mask] if bool(mask.any()) else channel.flatten()
+        std = values.std() if values.numel() > 1 else torch.zeros(())
+        if float(std) > 0:
+            out[c] = torch.where(mask, (channel - values.mean()) / std, torch.zeros(()))
+    return out
+
+
+def load_case(image_path: Path, label_path: Path | None = None, classes: int | None = None) -> Case:
+    """Read one image (RAS, standardized) and its label map; the two must share their grid."""
+    volume = load_nifti(image_path, ras=True)
+    label = None
+    if label_path is not None:
+        label_volume = load_nifti(label_path, ras=True, dtype=torch.long)
+        if label_volume.shape != volume.shape or not np.allclose(label_volume.affine, volume.affine, atol=1e-3):
+            raise ValueError(
+                f"{label_path}: the label map's grid ({label_volume.shape}, affine {label_volume.affine.round(3).tolist()}) "
+                f"differs from its image's ({volume.shape}, affine {volume.affine.round(3).tolist()})"
+            )
+        if label_volume.data.shape[0] != 1:
+            raise ValueError(f"{label_path}: expected a single-channel label map, got {label_volume.data.shape[0]} channels")
+        label = label_volume.data[0]
+        low, high = int(label.min()), int(label.max())
+        if low < 0 or (classes is not None and high >= classes):
+            limit = f"0 .. {classes - 1}" if classes is not None else "non-negative"
+            raise ValueError(f"{label_path}: expected class indices {limit}, got values {low} .. {high}")
+    return Case(_stem(Path(image_path)), standardize(volume.data), volume, label)
+
+
+class PatchSampler:
+    """Random training patches ``[B, C, P, P, P]`` and labels ``[B, P, P, P]`` from a list of cases.
+
+    A fraction ``foreground_fraction`` of the patches is centred on a random foreground voxel, the rest
+    anywhere; volumes smaller than the patch are zero-padded (label 0). Its random state is a
+    ``torch.Generator`` whose state goes into checkpoints, so a resumed run draws the same patches."""
+
+    def __init__(self, cases: Sequence[Case], patch: int, foreground_fraction: float = 0.5, seed: int = 0) -> None:
+        if not cases or any(c.label is None for c in cases):
+            raise ValueError("PatchSampler: expected at least one case, each with a label map")
+        self.cases, self.patch, self.foreground_fraction = list(cases), patch, foreground_fraction
+        self.generator = torch.Generator().manual_seed(seed)
+        self._foreground = [torch.nonzero(c.label > 0) for c in self.cases]
+
+    def _corner(self, case: int) -> list[int]:
+        shape = self.cases[case].label.shape
+        foreground = self._foreground[case]
+        if len(foreground) and float(torch.rand((), generator=self.generator)) < self.foreground_fraction:
+            centre = foreground[int(torch.randint(len(foreground), (), generator=self.generator))].tolist()
+            return [min(max(c - self.patch // 2, 0), max(n - self.patch, 0)) for c, n in zip(centre, shape)]
+        return [int(torch.randint(max(n - self.patch, 0) + 1, (), generator=self.generator)) for n in shape]
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = [], []
+        p = self.patch
+        for _ in range(batch_size):
+            i = int(torch.randint(len(self.cases), (), generator=self.generator))
+            x, y, z = self._corner(i)
+            image = self.cases[i].image[:, x : x + p, y : y + p, z : z + p]
+            label = self.cases[i].label[x : x + p, y : y + p, z : z + p]
+            missing = [p - n for n in label.shape]
+            if any(missing):  # a volume smaller than the patch: pad at the far end
+                pad = [v for m in reversed(missing) for v in (0, m)]
+                image, label = torch.nn.functional.pad(image, pad), torch.nn.functional.pad(label, pad)
+            images.append(image)
+            labels.append(label)
+        return torch.stack(images), torch.stack(labels)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+
+
+def _padded_to_multiple(x: torch.Tensor, multiple: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, ...]]:
+    """Zero-pad ``[B, C, X, Y, Z]`` symmetrically (extra voxel at the end) up to multiples; the crop back."""
+    pads, crop = [], []
+    for n, m in zip(x.shape[2:], multiple):
+        extra = (-n) % m
+        pads.append((extra // 2, extra - extra // 2))
+        crop.append(slice(extra // 2, extra // 2 + n))
+    return torch.nn.functional.pad(x, [v for a, b in reversed(pads) for v in (a, b)]), tuple(crop)
+
+
+@torch.no_grad()
+def segment_volume(model: EquivariantUNet, image: torch.Tensor, patch: int, overlap: float, device, amp: bool = False) -> torch.Tensor:
+    """Class probabilities ``[classes, X, Y, Z]`` (on the CPU) for a standardized image ``[C, X, Y, Z]``,
+    by sliding windows of ``patch`` voxels (rounded up to the model's size multiple)."""
+    model.eval()
+    multiple = model.size_multiple
+    size = tuple(math.ceil(max(patch, 1) / m) * m for m in multiple)
+    x, crop = _padded_to_multiple(image[None], multiple)
+    size = tuple(min(s, n) for s, n in zip(size, x.shape[2:]))
+    with _autocast(torch.device(device), amp):
+        logits = sliding_window(model, x, size, overlap=overlap, device=device, output_device="cpu")
+    return torch.softmax(logits.float(), dim=1)[(0, slice(None)) + crop]
+
+
+def dice_scores(prediction: torch.Tensor, label: torch.Tensor, classes: int) -> list[float]:
+    """Dice per foreground class (MONAI's ``DiceMetric``) for label maps ``[X, Y, Z]``; NaN for a class
+    absent from both."""
+    from monai.metrics import DiceMetric
+    from monai.networks.utils import one_hot
+
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    values = metric(one_hot(prediction[None, None], classes), one_hot(label[None, None], classes))
+    return [float(v) for v in values[0]]
+
+
+@dataclass
+class History:
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)  # (step, mean foreground Dice)
+
+
+def train(
+    config: SegmentConfig,
+    train_cases: Sequence[Case],
+    out_dir: str | Path,
+    *,
+    val_cases: Sequence[Case] = (),
+    resume: bool = False,
+    device: str = "cpu",
+    progress: Callable | None = None,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> tuple[EquivariantUNet, History]:
+    """Train (or resume) a U-Net; checkpoints go to ``out_dir/last.pt`` (every ``validate_every`` steps
+    and at the end) and ``out_dir/best.pt`` (best validation Dice). ``stop_after`` ends the call after that
+    many steps of this run (the checkpoint is written), as an interruption would."""
+    from monai.losses import DiceCELoss
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    last = out_dir / "last.pt"
+    torch.manual_seed(config.seed)
+    model = config.build_model().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sampler = PatchSampler(train_cases, config.patch, config.foreground_fraction, config.seed)
+    history, step, best = History(), 0, -math.inf
+    if resume and last.exists():
+        state = load_checkpoint(last, map_location=device)
+        if state["config"] != dataclasses.asdict(config):
+            raise ValueError(f"{last}: written by a run with another configuration; use another --out or the same options")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.generator.set_state(state["sampler"])
+        history, step, best = History(**state["history"]), state["step"], state["best"]
+        log(f"resumed from {last} at step {step}")
+    elif resume:
+        log(f"no checkpoint at {last}: starting from scratch")
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(path, {
+            "config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "sampler": sampler.generator.get_state(), "history": dataclasses.asdict(history), "step": step, "best": best,
+        })
+
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
+    steps = range(step, config.steps)
+    bar = progress(steps, desc="train", initial=step, total=config.steps) if progress else steps
+    done = 0
+    for step in bar:
+        model.train()
+        x, y = sampler.sample(config.batch_size)
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, config.amp):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y[:, None])
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        history.steps.append(step + 1)
+        history.losses.append(float(loss.detach()))
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{history.losses[-1]:.3f}")
+        step += 1
+        done += 1
+        if step % config.validate_every == 0 or step == config.steps:
+            if val_cases:
+                scores = [
+                    np.nanmean(dice_scores(segment_volume(model, c.image, config.patch, config.overlap, device, config.amp).argmax(0), c.label, config.classes))
+                    for c in val_cases
+                ]
+                dice = float(np.nanmean(scores))
+                history.validation.append((step, dice))
+                log(f"step {step}: loss {history.losses[-1]:.4f}, validation Dice {dice:.4f}")
+                if dice > best:
+                    best = dice
+                    checkpoint(out_dir / "best.pt")
+            checkpoint(last)
+        if stop_after is not None and done >= stop_after:
+            checkpoint(last)
+            break
+    return model, history
+
+
+def load_model(checkpoint: str | Path, device: str = "cpu") -> tuple[EquivariantUNet, SegmentConfig]:
+    """The model and configuration stored in a checkpoint of :func:`train`."""
+    state = load_checkpoint(checkpoint, map_location=device)
+    try:
+        config = SegmentConfig(**state["config"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{checkpoint}: not a segmentation checkpoint ({error})") from None
+    model = config.build_model().to(device)
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
+def predict(
+    checkpoint: str | Path,
+    images: str | Path,
+    out_dir: str | Path,
+    *,
+    overlap: float | None = None,
+    device: str = "cpu",
+    probabilities: bool = False,
+    progress: Callable | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Segment every image of a folder; writes ``<name>.nii.gz`` label maps (uint8, the image's own grid,
+    affine and orientation) to ``out_dir``, and with ``probabilities`` also ``<name>_prob.nii.gz``
+    (``[classes, X, Y, Z]`` float32). Each image's voxel size is given to the model (kernels in mm)."""
+    model, config = load_model(checkpoint, device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    pairs = find_cases(images)
+    for image_path, _ in progress(pairs, desc="predict") if progress else pairs:
+        start = time.perf_counter()
+        case = load_case(image_path)
+        if case.image.shape[0] != config.in_channels:
+            raise ValueError(f"{image_path}: expected {config.in_channels} channel(s) as in training, got {case.image.shape[0]}")
+        model.spacing = case.volume.spacing
+        probs = segment_volume(model, case.image, config.patch, config.overlap if overlap is None else overlap, device)
+        labels = Volume(probs.argmax(0, keepdim=True).to(torch.uint8), case.volume.affine)
+        target = out_dir / f"{case.name}.nii.gz"
+        save_nifti(target, from_ras(labels, like=image_path), like=image_path)
+        written.append(target)
+        if probabilities:
+            prob_target = out_dir / f"{case.name}_prob.nii.gz"
+            save_nifti(prob_target, from_ras(Volume(probs, case.volume.affine), like=image_path), like=image_path)
+            written.append(prob_target)
+        log(f"{image_path.name}: {tuple(case.image.shape[1:])} at {tuple(round(s, 3) for s in case.volume.spacing)} mm "
+            f"-> {target} ({time.perf_counter() - start:.1f} s)")
+    model.spacing = config.spacing
+    return written
