@@ -281,7 +281,7 @@ class _Builder:
         self.size_guard(x, v.shape, m.stride, "LowPassPool3d")
         tx, ty, tz = m.taps(v.shape[2:])
         kernel = (tx[:, None, None] * ty[None, :, None] * tz[None, None, :]).to(dtype=v.dtype, device=v.device)[None, None]
-        padding = tuple((len(t) - 1) // 2 for t in (tx, ty, tz))
+        padding = m.padding(v.shape[2:])
         layer = torch.nn.Conv3d(1, 1, tuple(kernel.shape[2:]), stride=m.stride, padding=padding, bias=False,
                                 padding_mode=m.padding_mode, device=v.device, dtype=v.dtype)
         layer.weight = torch.nn.Parameter(kernel.clone(), requires_grad=False)

@@ -91,18 +91,21 @@ class LowPassPool3d(torch.nn.Module):
     with a separable Gaussian kernel, the same on every channel (hence equivariant).
 
     Shapes: ``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']`` with
-    ``X' = (X + 2p - k) // stride + 1`` where ``k`` is the blur length and ``p = (k - 1) // 2``; about
-    ``ceil(X / stride)``.
+    ``X' = (X + 2p - k) // stride + 1`` for the blur length ``k`` and padding ``p`` below: ``X / stride``
+    when ``stride`` divides ``X``, else about ``ceil(X / stride)``.
 
     Units: ``sigma`` is a physical length (same units as ``spacing``); the blur on axis ``a`` has a standard
     deviation of ``sigma / spacing[a]`` voxels. With ``sigma=None`` it is ``0.5 sqrt(stride^2 - 1)`` voxels
     on each axis (the anti-aliasing blur of :class:`~steerable3d.nn.SteerableConv3d`), whatever the spacing.
     The blur is cut at two deviations and normalized (a constant field stays constant away from the border).
 
-    Exactness: the blur length is picked per axis from the input size so that the output grid is symmetric:
-    odd length (integer offsets) when ``(N - 1) % stride == 0``, even length (half-integer offsets) when
-    ``(N - 2) % stride == 0``. With ``stride=2`` every size is exact (odd blur on odd sizes, even blur on
-    even sizes); with ``stride >= 3`` sizes ``N = 1`` or ``2 (mod stride)`` are (:meth:`is_exact`).
+    Exactness: the blur length and padding are picked per axis from the input size so that the output grid
+    is symmetric. When ``stride`` divides ``N`` the windows are cell-centred: each output voxel is the
+    centre of a block of ``stride`` input voxels (length of the parity of ``stride``, padding
+    ``(k - stride) / 2``), as a U-Net's size convention wants. Otherwise an odd blur (padding
+    ``(k - 1) / 2``) when ``(N - 1) % stride == 0`` and an even one (padding ``k / 2 - 1``) when
+    ``(N - 2) % stride == 0``. So strides 2 and 3 keep every size exact, and stride ``s >= 4`` the sizes
+    ``N = 0, 1, 2 (mod s)`` (:meth:`is_exact`).
 
     Args:
         irreps: the field's irreps (``irreps_out == irreps_in``).
@@ -150,21 +153,40 @@ class LowPassPool3d(torch.nn.Module):
             return tuple(antialias_std(s) for s in self.stride)
         return tuple(self.sigma / h for h in self.spacing)
 
-    def _blur_choice(self, spatial: Sequence[int]) -> tuple[bool, bool, bool]:
-        """Per axis: ``True`` for an even blur, ``False`` for an odd one."""
-        return tuple((n - 1) % s != 0 and (n - 2) % s == 0 for n, s in zip(spatial, self.stride))
+    def _windows(self, spatial: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
+        """Per axis the 1-d blur and its padding, picked from the size so that the windows sit
+        symmetrically: ``N % s == 0`` gives cell-centred windows (length of the parity of ``s``, at least
+        ``s`` long, padding ``(k - s) / 2``, ``N / s`` outputs); ``N % s == 1`` odd windows on voxels;
+        ``N % s == 2`` even windows between voxels (padding ``k / 2 - 1``); other sizes are not exact."""
+        windows = []
+        for n, s, std in zip(spatial, self.stride, self.std_voxels()):
+            if s > 1 and n % s == 0:
+                taps = gaussian_taps(std, even=s % 2 == 0)
+                if len(taps) < s:  # a narrow blur still has to cover the s voxels of its cell
+                    extra = (s - len(taps)) // 2
+                    taps = torch.nn.functional.pad(taps, (extra, extra))
+                windows.append((taps, (len(taps) - s) // 2))
+            else:
+                even = (n - 1) % s != 0 and (n - 2) % s == 0
+                taps = gaussian_taps(std, even)
+                windows.append((taps, (len(taps) - 1) // 2))
+        return windows
 
     def taps(self, spatial_shape: Sequence[int]) -> list[torch.Tensor]:
         """The three 1-d float64 blurs (x, y, z) used for an input of this spatial shape."""
-        return [gaussian_taps(std, even) for std, even in zip(self.std_voxels(), self._blur_choice(spatial_shape))]
+        return [taps for taps, _ in self._windows(spatial_shape)]
+
+    def padding(self, spatial_shape: Sequence[int]) -> tuple[int, int, int]:
+        """The symmetric zero (or circular) padding per axis used for an input of this spatial shape."""
+        return tuple(p for _, p in self._windows(spatial_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X', Y', Z']``."""
         check_field(x, self.irreps_in)
-        tx, ty, tz = self.taps(x.shape[2:])
+        (tx, px), (ty, py), (tz, pz) = self._windows(x.shape[2:])
         kernel = tx[:, None, None] * ty[None, :, None] * tz[None, None, :]
         kernel = kernel.to(dtype=x.dtype, device=x.device)[None, None]
-        padding = tuple((len(t) - 1) // 2 for t in (tx, ty, tz))
+        padding = (px, py, pz)
         if self.padding_mode != "zeros":
             x = F.pad(x, [p for p in reversed(padding) for _ in range(2)], mode=self.padding_mode)
             padding = (0, 0, 0)
@@ -175,9 +197,8 @@ class LowPassPool3d(torch.nn.Module):
 
     def is_exact(self, spatial_shape: Sequence[int]) -> bool:
         """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre)."""
-        taps = self.taps(spatial_shape)
         return all(
-            window_is_exact(n, len(t), s, (len(t) - 1) // 2) for n, t, s in zip(spatial_shape, taps, self.stride)
+            window_is_exact(n, len(t), s, p) for n, (t, p), s in zip(spatial_shape, self._windows(spatial_shape), self.stride)
         )
 
     def extra_repr(self) -> str:

@@ -163,3 +163,15 @@ def test_trains():
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+@torch.no_grad()
+def test_stride_three_is_exact_on_multiples_of_three(float64):
+    torch.manual_seed(0)
+    unet = small_unet(strides=(3,), parity=True).eval()
+    x = torch.randn(2, 2, 9, 9, 9)
+    y = unet(x)
+    assert y.shape == (2, 3, 9, 9, 9)
+    for g in grid_symmetries(True)[::5]:
+        expected = transform_field(y, "3x0e", g)
+        assert (unet(transform_field(x, "2x0e", g)) - expected).abs().max() <= 1e-10 * expected.abs().max()

@@ -70,16 +70,37 @@ def test_broken_size_rule_is_detected(float64):
 
 
 def test_lowpass_is_exact_rule():
-    assert all(LowPassPool3d("0e", 2).is_exact((n, n, n)) for n in range(3, 20))
-    pool = LowPassPool3d("0e", 3)
-    assert [n for n in range(3, 14) if pool.is_exact((n, n, n))] == [4, 5, 7, 8, 10, 11, 13]
-    assert pool._blur_choice((7, 8, 9))[:2] == (False, True)
+    for stride in (2, 3):
+        assert all(LowPassPool3d("0e", stride).is_exact((n, n, n)) for n in range(3, 20))
+    pool = LowPassPool3d("0e", 4)
+    assert [n for n in range(4, 16) if pool.is_exact((n, n, n))] == [4, 5, 6, 8, 9, 10, 12, 13, 14]
+    # window length parity per axis: odd on 9 (= 1 mod 4), even on 10 (= 2 mod 4) and on 12 (cells of 4)
+    assert [len(t) % 2 for t in pool.taps((9, 10, 12))] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("stride, size", [(2, 8), (3, 9), (3, 12), (4, 12), (5, 10)])
+def test_lowpass_cell_centred_when_the_stride_divides_the_size(stride, size, float64):
+    pool = LowPassPool3d(IRREPS, stride)
+    x = varied_batch(DIM, size)
+    y = pool(x)
+    assert y.shape[2:] == (size // stride,) * 3 and pool.is_exact((size,) * 3)
+    assert max(equivariance_error(pool, x, IRREPS, IRREPS).values()) < 1e-12
+    # a constant stays constant in the interior: the windows are normalized and aligned on the cells
+    ones = pool(torch.ones(1, DIM, 4 * size, 4 * size, 4 * size))
+    assert torch.allclose(ones[:, :, 2:-2, 2:-2, 2:-2], torch.ones(()), atol=1e-12)
+
+
+def test_lowpass_narrow_blur_stays_cell_centred():
+    pool = LowPassPool3d("0e", (4, 1, 1), sigma=0.1)  # two taps, shorter than the cell of 4 voxels
+    x = torch.arange(16.0, dtype=torch.float64).reshape(1, 1, 16, 1, 1)
+    assert pool.taps((16, 1, 1))[0].tolist() == [0.0, 0.5, 0.5, 0.0]
+    assert pool(x).flatten().tolist() == [1.5, 5.5, 9.5, 13.5]  # the mean of each cell's two middle voxels
 
 
 def test_lowpass_broken_size_is_detected(float64):
-    pool = LowPassPool3d(IRREPS, 3)
-    assert not pool.is_exact((9, 9, 9))
-    errors = equivariance_error(pool, varied_batch(DIM, 9), IRREPS, IRREPS)
+    pool = LowPassPool3d(IRREPS, 4)
+    assert not pool.is_exact((11, 11, 11))
+    errors = equivariance_error(pool, varied_batch(DIM, 11), IRREPS, IRREPS)
     assert max(errors.values()) > 1e-2
 
 
