@@ -77,6 +77,7 @@ class SelfTensorProduct(torch.nn.Module):
         self.register_buffer("_first", first, persistent=False)
         self.register_buffer("_second", second, persistent=False)
         self.irreps_out = self.irreps_in + self.irreps_products
+        self._cache = None
 
     def pair_weights(self) -> torch.Tensor:
         """The bilinear form as a table ``[irreps_products.dim, pairs]`` over the pairs ``i <= j`` of factor
@@ -90,12 +91,26 @@ class SelfTensorProduct(torch.nn.Module):
         pairs = torch.where(diagonal[:, None], pairs / 2, pairs)
         return pairs.transpose(0, 1)
 
+    def _cached_pair_weights(self) -> torch.Tensor:
+        # In eval mode without gradients the table is kept until the weights change (in place or not).
+        weight = self.tp.weight
+        key = (weight._version, weight.data_ptr(), weight.dtype, weight.device)
+        if self.training or (torch.is_grad_enabled() and weight.requires_grad):
+            return self.pair_weights()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.pair_weights())
+        return self._cache[1]
+
+    def _apply(self, fn, recurse=True):
+        self._cache = None
+        return super()._apply(fn, recurse)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X, Y, Z]``."""
         check_field(x, self.irreps_in)
         f = x.index_select(1, self._factor_index)
         pairs = f.index_select(1, self._first) * f.index_select(1, self._second)
-        weight = self.pair_weights().to(x.dtype)
+        weight = self._cached_pair_weights().to(x.dtype)
         products = F.conv3d(pairs, weight[:, :, None, None, None])
         return torch.cat([x, products], dim=1)
 

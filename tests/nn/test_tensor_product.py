@@ -65,3 +65,21 @@ def test_clear_errors():
         SelfTensorProduct("2x1o", "1x1e", factors="2o")
     with pytest.raises(ValueError, match="0o is not a product"):
         SelfTensorProduct("2x1o", "1x0o")
+
+
+def test_eval_mode_caches_the_pair_table_until_the_weights_change():
+    torch.manual_seed(0)
+    layer = SelfTensorProduct("2x0e + 2x1o", "1x1e + 1x0e").eval()
+    x = torch.randn(1, 8, 3, 3, 3)
+    calls = []
+    original = layer.pair_weights
+    layer.pair_weights = lambda: calls.append(1) or original()
+    with torch.no_grad():
+        first = layer(x)
+        assert torch.equal(layer(x), first) and len(calls) == 1  # built once
+        layer.tp.weight.mul_(2.0)  # an in-place change is seen
+        changed = layer(x)
+    assert len(calls) == 2 and not torch.allclose(changed, first)
+    layer.train()
+    y = layer(x)
+    assert len(calls) == 3 and y.requires_grad  # training rebuilds it every call, with gradients
