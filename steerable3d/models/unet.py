@@ -9,7 +9,7 @@ import torch
 from e3nn import o3
 
 from .._validation import Spacing, as_irreps, as_spacing, check_field
-from ..nn import Concatenate, Gate, InstanceNorm3d, LowPassPool3d, Sequential, SteerableConv3d, Upsample
+from ..nn import BatchNorm3d, Concatenate, Gate, InstanceNorm3d, LowPassPool3d, Sequential, SteerableConv3d, Upsample
 
 __all__ = ["EquivariantUNet", "irreps_for_width"]
 
@@ -42,19 +42,21 @@ def _stride_triple(stride: Stride, level: int) -> tuple[int, int, int]:
     return tuple(values)
 
 
-class _Block(Sequential):
-    """``convolutions`` x (steerable convolution, instance norm, gate): ``irreps_in -> irreps`` (sorted)."""
+NORMS = {"instance": InstanceNorm3d, "batch": BatchNorm3d, None: None}
 
-    def __init__(self, irreps_in, irreps, convolutions: int, kernel_size: int, spacing, parity: bool, padding_mode: str):
+
+class _Block(Sequential):
+    """``convolutions`` x (steerable convolution, norm, gate): ``irreps_in -> irreps`` (sorted)."""
+
+    def __init__(self, irreps_in, irreps, convolutions: int, kernel_size: int, spacing, parity: bool, padding_mode: str, norm):
         layers: list[torch.nn.Module] = []
         current = as_irreps(irreps_in)
         for _ in range(convolutions):
             gate = Gate.for_output(irreps, act_even=torch.nn.functional.silu)
-            layers += [
-                SteerableConv3d(current, gate.irreps_in, kernel_size, spacing=spacing, parity=parity, padding_mode=padding_mode),
-                InstanceNorm3d(gate.irreps_in),
-                gate,
-            ]
+            layers.append(SteerableConv3d(current, gate.irreps_in, kernel_size, spacing=spacing, parity=parity, padding_mode=padding_mode))
+            if NORMS[norm] is not None:
+                layers.append(NORMS[norm](gate.irreps_in))
+            layers.append(gate)
             current = gate.irreps_out
         super().__init__(*layers)
 
@@ -68,8 +70,8 @@ class EquivariantUNet(torch.nn.Module):
     Layout, for levels ``i = 0 .. L-1`` (``L = len(channels)``, ``len(strides) = L - 1``):
 
     * encoder: level ``i > 0`` starts with a Gaussian low-pass subsampling by ``strides[i-1]``
-      (:class:`~steerable3d.nn.LowPassPool3d`; even windows on even sizes, so the output grid stays centred),
-      then ``convolutions`` x (:class:`~steerable3d.nn.SteerableConv3d`, :class:`~steerable3d.nn.InstanceNorm3d`,
+      (:class:`~steerable3d.nn.LowPassPool3d`; cell-centred windows when the stride divides the size, so the
+      output grid stays centred), then ``convolutions`` x (:class:`~steerable3d.nn.SteerableConv3d`, a norm,
       :class:`~steerable3d.nn.Gate`) to the level's irreps;
     * decoder: from level ``i + 1`` back to ``i``, trilinear upsampling by ``strides[i]``, one gated
       convolution to level ``i``'s irreps, concatenation with the encoder's level-``i`` output (the skip),
@@ -102,6 +104,11 @@ class EquivariantUNet(torch.nn.Module):
         kernel_size: odd number of taps along the finest axis at level 0.
         convolutions: gated convolutions per level and per side.
         padding_mode: ``"zeros"`` or ``"circular"`` (periodic boxes).
+        norm: ``"instance"`` (:class:`~steerable3d.nn.InstanceNorm3d`, statistics of each input volume, as
+            MONAI's default), ``"batch"`` (:class:`~steerable3d.nn.BatchNorm3d`, running statistics in eval
+            mode) or ``None``. Instance statistics are taken over the grid-aligned box of the input, whose
+            content changes under a continuous rotation and with the patch size; with ``"batch"`` the
+            trained network is a fixed local operator (see ``docs/segmentation.md``).
 
     Example:
         >>> unet = EquivariantUNet(3, 1, 2, channels=(16, 32), strides=(2,))
@@ -127,6 +134,7 @@ class EquivariantUNet(torch.nn.Module):
         kernel_size: int = 5,
         convolutions: int = 2,
         padding_mode: str = "zeros",
+        norm: str | None = "instance",
     ) -> None:
         super().__init__()
         if spatial_dims != 3:
@@ -143,6 +151,8 @@ class EquivariantUNet(torch.nn.Module):
             )
         if padding_mode not in self.PADDING_MODES:
             raise ValueError(f"padding_mode: expected one of {self.PADDING_MODES}, got {padding_mode!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm: expected 'instance', 'batch' or None, got {norm!r}")
         self.strides = [_stride_triple(s, i) for i, s in enumerate(strides)]
         if irreps is None:
             self.level_irreps = [irreps_for_width(c) for c in channels]
@@ -157,7 +167,7 @@ class EquivariantUNet(torch.nn.Module):
         levels = self._level_spacings(self._spacing)
 
         def block(irreps_in, irreps_out, level, n):
-            return _Block(irreps_in, irreps_out, n, kernel_size, levels[level], self.parity, padding_mode)
+            return _Block(irreps_in, irreps_out, n, kernel_size, levels[level], self.parity, padding_mode, norm)
 
         self.down = torch.nn.ModuleList()
         self.encoder = torch.nn.ModuleList()

@@ -30,10 +30,14 @@ def test_monai_argument_order_and_shapes():
 
 
 @pytest.mark.parametrize("parity", [True, False])
-@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
-def test_grid_symmetries_exact_batch_two(float64, parity, padding_mode):
+@pytest.mark.parametrize("padding_mode, norm", [("zeros", "instance"), ("circular", "instance"), ("zeros", "batch"), ("zeros", None)])
+def test_grid_symmetries_exact_batch_two(float64, parity, padding_mode, norm):
     torch.manual_seed(0)
-    unet = small_unet(channels=(12, 16, 20), strides=(2, 2), parity=parity, padding_mode=padding_mode).eval()
+    unet = small_unet(channels=(12, 16, 20), strides=(2, 2), parity=parity, padding_mode=padding_mode, norm=norm)
+    if norm == "batch":  # non-trivial running statistics
+        with torch.no_grad():
+            unet(torch.randn(2, 2, 8, 8, 8))
+    unet.eval()
     x = torch.randn(2, 2, 8, 8, 8)
     with torch.no_grad():
         y = unet(x)
@@ -86,6 +90,7 @@ def test_size_not_divisible_by_strides_is_refused():
         (dict(channels=(8, 16)), "width: expected an int >= 12"),
         (dict(irreps=["4x0e"]), "irreps: expected one per level"),
         (dict(padding_mode="reflect"), "padding_mode"),
+        (dict(norm="layer"), "norm"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
