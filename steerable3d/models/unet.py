@@ -25,7 +25,7 @@ def irreps_for_width(width: int) -> o3.Irreps:
     ``parity=False`` and ``parity=True``.
 
     >>> irreps_for_width(16), irreps_for_width(32), irreps_for_width(60)
-    (8x0e+1x1o+1x2e, 16x0e+3x1o+2x2e, 30x0e+5x1o+3x2e)
+    (8x0e+1x1o+1x2e, 13x0e+3x1o+2x2e, 30x0e+5x1o+3x2e)
     """
     if isinstance(width, bool) or not isinstance(width, int) or width < 12:
         raise ValueError(f"width: expected an int >= 12 (a third scalars, one vector and one l=2 field at least), got {width!r}")
@@ -113,7 +113,7 @@ class EquivariantUNet(torch.nn.Module):
     Example:
         >>> unet = EquivariantUNet(3, 1, 2, channels=(16, 32), strides=(2,))
         >>> unet.irreps_in, unet.irreps_out, unet.level_irreps
-        (1x0e, 2x0e, [8x0e+1x1o+1x2e, 16x0e+3x1o+2x2e])
+        (1x0e, 2x0e, [8x0e+1x1o+1x2e, 13x0e+3x1o+2x2e])
         >>> unet(torch.randn(2, 1, 8, 8, 8)).shape
         torch.Size([2, 2, 8, 8, 8])
     """
