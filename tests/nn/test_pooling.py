@@ -39,6 +39,9 @@ SPATIAL_LAYERS = [
     ("up-nearest3", lambda: Upsample(IRREPS, 3), 4),
     ("up-trilinear-odd", lambda: Upsample(IRREPS, 2, mode="trilinear"), 5),
     ("up-trilinear-even", lambda: Upsample(IRREPS, 3, mode="trilinear"), 4),
+    ("up-trilinear-circular", lambda: Upsample(IRREPS, 2, mode="trilinear", padding_mode="circular"), 5),
+    ("lowpass3-cells", lambda: LowPassPool3d(IRREPS, 3), 9),
+    ("lowpass4-cells-circular", lambda: LowPassPool3d(IRREPS, 4, padding_mode="circular"), 12),
 ]
 
 
