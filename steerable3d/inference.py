@@ -16,7 +16,7 @@ from typing import Callable, Sequence, Union
 
 import torch
 
-__all__ = ["patch_starts", "blend_window", "sliding_window"]
+__all__ = ["patch_starts", "blend_window", "pad_to", "sliding_window"]
 
 Size = Union[int, Sequence[int]]
 
@@ -59,6 +59,22 @@ def blend_window(patch_size: Sequence[int], mode: str = "gaussian", sigma_scale:
     window = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
     window = window / window.max()
     return window.clamp_min(1e-3).to(dtype)
+
+
+def pad_to(x: torch.Tensor, shape: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, slice, slice]]:
+    """Zero-pad the spatial axes of ``[B, C, X, Y, Z]`` up to ``shape`` (axes already as large stay),
+    half before and the rest (one more voxel for odd amounts) after; returns the padded tensor and the
+    slices that crop it back.
+
+    >>> padded, crop = pad_to(torch.ones(1, 1, 3, 4, 6), (6, 4, 5))
+    >>> padded.shape, crop
+    (torch.Size([1, 1, 6, 4, 6]), (slice(1, 4, None), slice(0, 4, None), slice(0, 6, None)))
+    """
+    extra = [max(m - n, 0) for n, m in zip(x.shape[2:], shape)]
+    crop = tuple(slice(e // 2, e // 2 + n) for e, n in zip(extra, x.shape[2:]))
+    if any(extra):
+        x = torch.nn.functional.pad(x, [v for e in reversed(extra) for v in (e // 2, e - e // 2)])
+    return x, crop
 
 
 def _triple(value: Size, name: str) -> tuple[int, int, int]:
@@ -118,10 +134,7 @@ def sliding_window(
         device = first.device if first is not None else volume.device
     output_device = volume.device if output_device is None else torch.device(output_device)
 
-    spatial = tuple(volume.shape[2:])
-    pads = [(max(p - n, 0) // 2, max(p - n, 0) - max(p - n, 0) // 2) for n, p in zip(spatial, patch)]
-    if any(a or b for a, b in pads):
-        volume = torch.nn.functional.pad(volume, [v for a, b in reversed(pads) for v in (a, b)])
+    volume, crop = pad_to(volume, patch)
     padded = tuple(volume.shape[2:])
     starts = [patch_starts(n, p, overlap) for n, p in zip(padded, patch)]
     corners = [(b, x, y, z) for b in range(volume.shape[0]) for x in starts[0] for y in starts[1] for z in starts[2]]
@@ -148,5 +161,4 @@ def sliding_window(
             output[region] += values * window
             weight[region] += window
     output = output / weight
-    crop = tuple(slice(a, a + n) for (a, _), n in zip(pads, spatial))
     return output[(slice(None), slice(None)) + crop]

@@ -32,18 +32,18 @@ TASKS = {
     "tissue": ("background/CSF", "grey matter", "white matter"),
     "context": ("other", "cortical grey matter", "deep grey matter"),
 }
-_FILES = {"t1": "t1", "gm": "gm", "wm": "wm"}
+_KINDS = ("t1", "gm", "wm")
 
 
 def template_path(kind: str) -> Path:
     """Path of one of nilearn's packaged MNI152 2009 files: ``kind`` is ``"t1"``, ``"gm"`` or ``"wm"``."""
-    if kind not in _FILES:
-        raise ValueError(f"kind: expected one of {sorted(_FILES)}, got {kind!r}")
+    if kind not in _KINDS:
+        raise ValueError(f"kind: expected one of {_KINDS}, got {kind!r}")
     try:
         import nilearn
     except ImportError:
         raise ImportError("the MNI152 template comes with nilearn: pip install steerable3d[medical]") from None
-    path = Path(nilearn.__file__).parent / "datasets" / "data" / f"mni_icbm152_{_FILES[kind]}_tal_nlin_sym_09a_converted.nii.gz"
+    path = Path(nilearn.__file__).parent / "datasets" / "data" / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: this nilearn installation ({nilearn.__version__}) lacks the MNI152 2009 template")
     return path
@@ -109,7 +109,7 @@ def load_mni152() -> MNI152:
     import nibabel as nib
 
     arrays = {}
-    for kind in _FILES:
+    for kind in _KINDS:
         image = nib.load(template_path(kind))
         if not np.allclose(image.affine[:3, :3], np.eye(3)):
             raise ValueError(f"{template_path(kind)}: expected a 1 mm RAS affine, got {image.affine.tolist()}")

@@ -189,9 +189,11 @@ class EquivariantUNet(torch.nn.Module):
         self.head = SteerableConv3d(previous, self.irreps_out, 1, spacing=levels[0], parity=self.parity)
 
     def _level_spacings(self, spacing: tuple[float, float, float]) -> list[tuple[float, float, float]]:
-        levels = [spacing]
+        """Voxel size of each level: the input's times the (integer) product of the strides so far."""
+        levels, multiple = [spacing], (1, 1, 1)
         for stride in self.strides:
-            levels.append(tuple(h * s for h, s in zip(levels[-1], stride)))
+            multiple = tuple(m * s for m, s in zip(multiple, stride))
+            levels.append(tuple(h * m for h, m in zip(spacing, multiple)))
         return levels
 
     @property
@@ -202,16 +204,9 @@ class EquivariantUNet(torch.nn.Module):
     @spacing.setter
     def spacing(self, value: Spacing) -> None:
         value = as_spacing(value)
-        levels = self._level_spacings(value)
-        n = len(self.level_irreps)
-        for level, modules in [(i, [self.encoder[i]]) for i in range(n)] + [
-            (n - 2 - j, [self.up[j], self.decoder[j]]) for j in range(n - 1)
-        ]:
-            for module in modules:
-                for conv in module.modules():
-                    if isinstance(conv, SteerableConv3d):
-                        conv.spacing = levels[level]
-        self.head.spacing = levels[0]
+        for conv in self.modules():
+            if isinstance(conv, SteerableConv3d):  # its level's stride product, an integer per axis
+                conv.spacing = tuple(v * round(c / h) for v, c, h in zip(value, conv.spacing, self._spacing))
         self._spacing = value
 
     @property

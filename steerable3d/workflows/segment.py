@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..inference import sliding_window
+from ..inference import pad_to, sliding_window
 from ..io import Volume, from_ras, load_nifti, save_nifti
 from ..models import EquivariantUNet
 
@@ -184,16 +184,6 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
 
-def _padded_to_multiple(x: torch.Tensor, multiple: Sequence[int]) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    """Zero-pad ``[B, C, X, Y, Z]`` symmetrically (extra voxel at the end) up to multiples; the crop back."""
-    pads, crop = [], []
-    for n, m in zip(x.shape[2:], multiple):
-        extra = (-n) % m
-        pads.append((extra // 2, extra - extra // 2))
-        crop.append(slice(extra // 2, extra // 2 + n))
-    return torch.nn.functional.pad(x, [v for a, b in reversed(pads) for v in (a, b)]), tuple(crop)
-
-
 @torch.no_grad()
 def segment_volume(model: EquivariantUNet, image: torch.Tensor, patch: int, overlap: float, device, amp: bool = False) -> torch.Tensor:
     """Class probabilities ``[classes, X, Y, Z]`` (on the CPU) for a standardized image ``[C, X, Y, Z]``,
@@ -201,7 +191,7 @@ def segment_volume(model: EquivariantUNet, image: torch.Tensor, patch: int, over
     model.eval()
     multiple = model.size_multiple
     size = tuple(math.ceil(max(patch, 1) / m) * m for m in multiple)
-    x, crop = _padded_to_multiple(image[None], multiple)
+    x, crop = pad_to(image[None], [math.ceil(n / m) * m for n, m in zip(image.shape[1:], multiple)])
     size = tuple(min(s, n) for s, n in zip(size, x.shape[2:]))
     with _autocast(torch.device(device), amp):
         logits = sliding_window(model, x, size, overlap=overlap, device=device, output_device="cpu")
@@ -359,5 +349,4 @@ def predict(
             written.append(prob_target)
         log(f"{image_path.name}: {tuple(case.image.shape[1:])} at {tuple(round(s, 3) for s in case.volume.spacing)} mm "
             f"-> {target} ({time.perf_counter() - start:.1f} s)")
-    model.spacing = config.spacing
     return written
