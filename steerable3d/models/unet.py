@@ -6,6 +6,7 @@ import math
 from typing import Sequence, Union
 
 import torch
+import torch.utils.checkpoint
 from e3nn import o3
 
 from .._validation import Spacing, as_irreps, as_spacing, check_field
@@ -109,6 +110,11 @@ class EquivariantUNet(torch.nn.Module):
             mode) or ``None``. Instance statistics are taken over the grid-aligned box of the input, whose
             content changes under a continuous rotation and with the patch size; with ``"batch"`` the
             trained network is a fixed local operator (see ``docs/segmentation.md``).
+        checkpointing: activation checkpointing in training: each block (gated convolutions of a level,
+            an upsampling step) keeps only its input and recomputes its inside during the backward pass,
+            trading about one more forward pass for memory (``docs/benchmarks.md`` has the figures). Also
+            an attribute that can be switched later. Not with ``norm="batch"``: the recomputation would
+            update the running statistics twice.
 
     Example:
         >>> unet = EquivariantUNet(3, 1, 2, channels=(16, 32), strides=(2,))
@@ -135,6 +141,7 @@ class EquivariantUNet(torch.nn.Module):
         convolutions: int = 2,
         padding_mode: str = "zeros",
         norm: str | None = "instance",
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if spatial_dims != 3:
@@ -153,6 +160,8 @@ class EquivariantUNet(torch.nn.Module):
             raise ValueError(f"padding_mode: expected one of {self.PADDING_MODES}, got {padding_mode!r}")
         if norm not in NORMS:
             raise ValueError(f"norm: expected 'instance', 'batch' or None, got {norm!r}")
+        self.norm = norm
+        self.checkpointing = checkpointing
         self.strides = [_stride_triple(s, i) for i, s in enumerate(strides)]
         if irreps is None:
             self.level_irreps = [irreps_for_width(c) for c in channels]
@@ -210,6 +219,27 @@ class EquivariantUNet(torch.nn.Module):
         self._spacing = value
 
     @property
+    def checkpointing(self) -> bool:
+        """Whether training passes recompute each block's activations in the backward pass."""
+        return self._checkpointing
+
+    @checkpointing.setter
+    def checkpointing(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"checkpointing: expected a bool, got {value!r}")
+        if value and self.norm == "batch":
+            raise ValueError(
+                "checkpointing: not available with norm='batch' (recomputing a block would update its running "
+                "statistics twice); use norm='instance' or None"
+            )
+        self._checkpointing = value
+
+    def _run(self, block: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+        if self._checkpointing and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(block, *inputs, use_reentrant=False)
+        return block(*inputs)
+
+    @property
     def size_multiple(self) -> tuple[int, int, int]:
         """Every spatial size must be a multiple of this (the product of the strides per axis)."""
         return tuple(math.prod(s[a] for s in self.strides) for a in range(3))
@@ -231,9 +261,9 @@ class EquivariantUNet(torch.nn.Module):
         for i, encode in enumerate(self.encoder):
             if i > 0:
                 x = self.down[i - 1](x)
-            x = encode(x)
+            x = self._run(encode, x)
             skips.append(x)
         skips.pop()
         for up, merge, decode in zip(self.up, self.merge, self.decoder):
-            x = decode(merge(skips.pop(), up(x)))
+            x = self._run(decode, merge(skips.pop(), self._run(up, x)))
         return self.head(x)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Sequence, Union
 
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
 from ..basis import SHELL_WIDTH, KernelBasis
 from ..sizes import window_is_exact
+from ._amp import autocast_active, full_precision
 from ._filters import antialias_std, gaussian_taps
 
 __all__ = ["SteerableConv3d", "SteerableConvTranspose3d"]
@@ -209,9 +209,7 @@ class SteerableConv3d(torch.nn.Module):
         """The dense kernel ``[irreps_out.dim, irreps_in.dim, X, Y, Z]`` (no blur), in the weight's dtype
         promoted to at least float32."""
         dtype = torch.promote_types(self.weight.dtype, torch.float32)
-        device_type = self.weight.device.type
-        no_autocast = torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) else contextlib.nullcontext()
-        with no_autocast:  # assemble in full precision; conv3d casts under autocast
+        with full_precision(self.weight.device.type):  # conv3d casts to the autocast dtype itself
             weight = self.weight.to(dtype)
             basis = [b.to(dtype) for b in self._basis64]
             taps = self.taps
@@ -286,7 +284,7 @@ class SteerableConv3d(torch.nn.Module):
         """Check the input; return (kernel, bias over all output channels or None, padding, dilation)."""
         check_field(x, self.irreps_in)
         kernel, padding, dilation = self._conv_plan(x)
-        if not (torch.amp.is_autocast_available(x.device.type) and torch.is_autocast_enabled(x.device.type)):
+        if not autocast_active(x.device.type):
             kernel = kernel.to(x.dtype)
         bias = None
         if self.bias is not None:

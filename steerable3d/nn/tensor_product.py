@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from e3nn import o3
 
 from .._validation import as_irreps, check_field
+from ._amp import full_precision
 
 __all__ = ["SelfTensorProduct"]
 
@@ -84,7 +85,8 @@ class SelfTensorProduct(torch.nn.Module):
         channels (``W[:, ij] = T[i, j] + T[j, i]`` off the diagonal), differentiable in the weights."""
         d = self.irreps_factors.dim
         eye = torch.eye(d, dtype=self.tp.weight.dtype, device=self.tp.weight.device)
-        table = self.tp(eye.repeat_interleave(d, dim=0), eye.repeat(d, 1)).reshape(d, d, -1)  # T[i, j, out]
+        with full_precision(eye.device.type):  # e3nn's contraction needs one dtype; the conv3d below casts
+            table = self.tp(eye.repeat_interleave(d, dim=0), eye.repeat(d, 1)).reshape(d, d, -1)  # T[i, j, out]
         symmetric = table + table.transpose(0, 1)
         diagonal = self._first == self._second
         pairs = symmetric[self._first, self._second]

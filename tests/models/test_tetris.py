@@ -77,3 +77,24 @@ def test_plain_cnn_has_same_interface():
     model = PlainTetrisCNN()
     assert model(torch.zeros(3, 1, 20, 20, 20)).shape == (3, 8)
     assert sum(p.numel() for p in model.parameters()) > 50 * sum(p.numel() for p in TetrisNet().parameters())
+
+
+@pytest.mark.parametrize("parity", [False, True])
+def test_bfloat16_autocast_keeps_invariants_within_bf16_precision(parity):
+    torch.manual_seed(0)
+    model = TetrisNet(parity=parity).eval()
+    x = torch.rand(2, 1, 16, 16, 16)
+    x[1] = 2 * x[1] + 0.3
+    inputs = [transform_field(x, "0e", g) for g in grid_symmetries(parity)]  # exact, outside autocast
+    with torch.no_grad():
+        reference = model.invariants(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            f = model.invariants(x)
+            transformed = [model.invariants(t).float() for t in inputs]
+    assert f.dtype == torch.bfloat16  # the read-out is a Linear, which autocast runs in bf16
+    scale = float(reference.abs().max())
+    assert float((f.float() - reference).abs().max()) < 3e-2 * scale
+    sign = torch.ones(model.irreps_out.dim)
+    for g, f_g in zip(grid_symmetries(parity), transformed):
+        sign[-1] = -1.0 if parity and torch.linalg.det(g) < 0 else 1.0  # the pseudoscalar flips
+        assert float((f_g - sign * f.float()).abs().max()) < 3e-2 * scale

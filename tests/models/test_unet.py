@@ -5,6 +5,7 @@ from steerable3d import grid_symmetries, transform_field
 from steerable3d.models import EquivariantUNet
 from steerable3d.models.unet import irreps_for_width
 from steerable3d.nn import SteerableConv3d
+from steerable3d.testing import equivariance_error
 
 
 def small_unet(**kwargs):
@@ -180,3 +181,57 @@ def test_stride_three_is_exact_on_multiples_of_three(float64):
     for g in grid_symmetries(True)[::5]:
         expected = transform_field(y, "3x0e", g)
         assert (unet(transform_field(x, "2x0e", g)) - expected).abs().max() <= 1e-10 * expected.abs().max()
+
+
+@pytest.mark.parametrize("parity", [False, True])
+def test_bfloat16_autocast_keeps_grid_equivariance_within_bf16_precision(parity):
+    torch.manual_seed(0)
+    unet = small_unet(parity=parity).eval()
+    x = torch.randn(2, 2, 8, 8, 8)
+    x[1] = 3.0 * x[1] + 0.5
+
+    def under_autocast(t):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return unet(t)
+
+    with torch.no_grad():
+        reference, y = unet(x), under_autocast(x)
+    assert y.dtype == torch.bfloat16  # the head is a conv3d, which autocast runs in bf16
+    assert float((y.float() - reference).norm() / reference.norm()) < 3e-2
+    # the net runs under autocast; the group acts exactly, in float32, outside it
+    errors = equivariance_error(lambda t: under_autocast(t).float(), x, unet.irreps_in, unet.irreps_out, parity=parity)
+    assert errors["0e"] < 3e-2
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    unet = small_unet(channels=(12, 16, 20), strides=(2, 2))
+    x = torch.randn(2, 2, 8, 8, 8)
+    grads = []
+    for checkpointing in (False, True):
+        unet.checkpointing = checkpointing
+        unet.zero_grad()
+        loss = unet(x).square().mean()
+        loss.backward()
+        grads.append([p.grad.clone() for p in unet.parameters()])
+    for plain, recomputed in zip(*grads):
+        assert torch.allclose(plain, recomputed, rtol=1e-5, atol=1e-7)
+    saved = []
+    for checkpointing in (False, True):  # bytes kept for the backward pass
+        unet.checkpointing, total = checkpointing, [0]
+
+        def pack(t):
+            total[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            unet(x).square().mean()
+        saved.append(total[0])
+    assert saved[1] < saved[0] / 3, saved
+    with torch.no_grad():  # eval and no-grad passes are unaffected
+        assert torch.equal(unet.eval()(x), unet(x))
+
+
+def test_activation_checkpointing_refuses_batch_norm():
+    with pytest.raises(ValueError, match="running statistics twice"):
+        small_unet(norm="batch", checkpointing=True)

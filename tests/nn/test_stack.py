@@ -14,6 +14,7 @@ from steerable3d.nn import (
     NormActivation,
     NormMaxPool3d,
     Residual,
+    SelfTensorProduct,
     Sequential,
     SteerableConv3d,
     SteerableConvTranspose3d,
@@ -85,10 +86,22 @@ def _continuous_layers():
         (LowPassPool3d(h, 2), h),
         (AvgPool3d(h, 2), h),
         (Upsample(h, 2, mode="trilinear"), h),
+        (NormMaxPool3d(h, 2), h),
+        (SelfTensorProduct(h, "0e + 0o + 1o", factors="1o + 1e"), h),
+        (Residual(SteerableConv3d(h, h, 3)), h),
+        (Sequential(Dropout(h, p=0.5), SteerableConv3d(h, h, 3)).eval(), h),
     ]
 
 
-@pytest.mark.parametrize("index", range(9))
+def under_bf16_autocast(layer):
+    def run(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return layer(x)
+
+    return run
+
+
+@pytest.mark.parametrize("index", range(13))
 def test_bfloat16_autocast_keeps_equivariance_within_bf16_precision(index):
     torch.manual_seed(index)
     layer, irreps = _continuous_layers()[index]
@@ -96,8 +109,9 @@ def test_bfloat16_autocast_keeps_equivariance_within_bf16_precision(index):
     x = torch.randn(2, dim, 8, 8, 8)
     x[1] = 3.0 * x[1] + 0.5
     reference = layer(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = layer(x)
-        errors = equivariance_error(layer, x, layer.irreps_in, layer.irreps_out)
+    y = under_bf16_autocast(layer)(x)
+    assert y.dtype in (torch.bfloat16, torch.float32)
     assert float((y.float() - reference).norm() / reference.norm()) < 2e-2
+    # the layer runs under autocast, the group acts exactly outside it (float32)
+    errors = equivariance_error(lambda t: under_bf16_autocast(layer)(t).float(), x, layer.irreps_in, layer.irreps_out)
     assert max(errors.values()) < 5e-2, errors
