@@ -7,7 +7,7 @@ at the call that made it instead of a shape error deep inside ``conv3d``.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import NamedTuple, Sequence, Union
 
 import torch
 from e3nn import o3
@@ -41,8 +41,27 @@ def as_spacing(spacing: Spacing, name: str = "spacing") -> tuple[float, float, f
     return tuple(values)
 
 
+class FieldBlock(NamedTuple):
+    """One ``mul x ir`` entry of an irreps: its channels are ``x[:, slice]``, ``mul`` fields of ``dim = 2l+1``."""
+
+    mul: int
+    l: int
+    p: int
+    dim: int
+    slice: slice
+
+
+def field_blocks(irreps: o3.Irreps) -> tuple[FieldBlock, ...]:
+    """The entries of ``irreps`` as plain tuples of ints, for ``forward`` loops: ``torch.compile`` cannot
+    trace iteration over an ``Irreps`` (its ``len`` raises)."""
+    return tuple(FieldBlock(mul, ir.l, ir.p, ir.dim, sl) for (mul, ir), sl in zip(irreps, irreps.slices()))
+
+
 def check_field(x: torch.Tensor, irreps: o3.Irreps, name: str = "input") -> None:
-    """A field is ``[batch, irreps.dim, X, Y, Z]``."""
+    """A field is ``[batch, irreps.dim, X, Y, Z]``. Skipped while ``torch.compile`` traces (the compiled
+    graph is specialized on the shapes it saw, which passed this check eagerly or fail inside the ops)."""
+    if torch.compiler.is_compiling():
+        return
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor [batch, {irreps.dim}, X, Y, Z], got {type(x).__name__}")
     if x.dim() != 5:

@@ -8,7 +8,7 @@ import torch
 from e3nn import o3
 from e3nn.math import normalize2mom
 
-from .._validation import as_irreps, check_field
+from .._validation import as_irreps, check_field, field_blocks
 
 __all__ = ["Gate", "NormActivation"]
 
@@ -192,6 +192,7 @@ class NormActivation(torch.nn.Module):
     def __init__(self, irreps, activation: Callable = torch.sigmoid, *, bias: bool = False, normalize: bool = True, epsilon: float = 1e-8) -> None:
         super().__init__()
         self.irreps_in = self.irreps_out = as_irreps(irreps)
+        self._fields = field_blocks(self.irreps_in)
         self.activation = activation
         self.normalize = normalize
         self.epsilon = epsilon
@@ -201,8 +202,8 @@ class NormActivation(torch.nn.Module):
         """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X, Y, Z]``."""
         check_field(x, self.irreps_in)
         outs, field = [], 0
-        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
-            block = x[:, sl].unflatten(1, (mul, ir.dim))  # [B, mul, 2l+1, X, Y, Z] view
+        for mul, _, _, dim, sl in self._fields:
+            block = x[:, sl].unflatten(1, (mul, dim))  # [B, mul, 2l+1, X, Y, Z] view
             norm = block.pow(2).sum(2, keepdim=True).sqrt()
             arg = norm
             if self.bias is not None:

@@ -113,9 +113,10 @@ class Concatenate(torch.nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         """``[B, C_i, X, Y, Z]`` for each input -> ``[B, sum C_i, X, Y, Z]``."""
-        if len(xs) != len(self.irreps_in):
-            raise ValueError(f"Concatenate: expected {len(self.irreps_in)} inputs, got {len(xs)}")
-        for i, (x, irreps) in enumerate(zip(xs, self.irreps_in)):
-            check_field(x, irreps, f"input {i}")
+        if not torch.compiler.is_compiling():  # as check_field: the compiled graph is specialized anyway
+            if len(xs) != len(self.irreps_in):
+                raise ValueError(f"Concatenate: expected {len(self.irreps_in)} inputs, got {len(xs)}")
+            for i, (x, irreps) in enumerate(zip(xs, self.irreps_in)):
+                check_field(x, irreps, f"input {i}")
         y = torch.cat(xs, dim=1)
         return y.index_select(1, self._index) if self.sort else y

@@ -8,7 +8,7 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
+from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field, field_blocks
 from ..basis import SHELL_WIDTH, KernelBasis
 from ..sizes import window_is_exact
 from ._amp import autocast_active, full_precision
@@ -83,6 +83,7 @@ class SteerableConv3d(torch.nn.Module):
         super().__init__()
         self.irreps_in = as_irreps(irreps_in, "irreps_in")
         self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        self._fields_in, self._fields_out = field_blocks(self.irreps_in), field_blocks(self.irreps_out)
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: expected an odd positive int (taps along the finest axis), got {kernel_size!r}")
         spacing = as_spacing(spacing)
@@ -214,18 +215,18 @@ class SteerableConv3d(torch.nn.Module):
             basis = [b.to(dtype) for b in self._basis64]
             taps = self.taps
             rows = []
-            for i_out, (mul_out, ir_out) in enumerate(self.irreps_out):
+            for i_out, out in enumerate(self._fields_out):
                 cols = []
-                for i_in, (mul_in, ir_in) in enumerate(self.irreps_in):
-                    index = i_out * len(self.irreps_in) + i_in
+                for i_in, inp in enumerate(self._fields_in):
+                    index = i_out * len(self._fields_in) + i_in
                     _, _, offset, shape = self._blocks[index]
                     b = basis[index]
                     if shape[2] == 0:
-                        cols.append(weight.new_zeros(mul_out * ir_out.dim, mul_in * ir_in.dim, *taps))
+                        cols.append(weight.new_zeros(out.mul * out.dim, inp.mul * inp.dim, *taps))
                         continue
                     w = weight[offset : offset + math.prod(shape)].view(shape)
                     block = torch.einsum("uvb,bmnxyz->umvnxyz", w, b)
-                    cols.append(block.reshape(mul_out * ir_out.dim, mul_in * ir_in.dim, *taps))
+                    cols.append(block.reshape(out.mul * out.dim, inp.mul * inp.dim, *taps))
                 rows.append(torch.cat(cols, dim=1))
             return torch.cat(rows, dim=0)
 
@@ -288,7 +289,7 @@ class SteerableConv3d(torch.nn.Module):
             kernel = kernel.to(x.dtype)
         bias = None
         if self.bias is not None:
-            bias = kernel.new_zeros(self.irreps_out.dim).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+            bias = kernel.new_zeros(self._fields_out[-1].slice.stop).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
         return kernel, bias, padding, dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import as_irreps, check_field
+from .._validation import as_irreps, check_field, field_blocks
 
 __all__ = ["BatchNorm3d", "InstanceNorm3d", "Dropout"]
 
@@ -22,6 +22,7 @@ class _FieldNorm(torch.nn.Module):
     def __init__(self, irreps, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True, track_running_stats: bool = True) -> None:
         super().__init__()
         self.irreps_in = self.irreps_out = as_irreps(irreps)
+        self._fields = field_blocks(self.irreps_in)
         self.eps, self.momentum, self.affine = eps, momentum, affine
         self.track_running_stats = track_running_stats
         n_fields = self.irreps_in.num_irreps
@@ -39,9 +40,9 @@ class _FieldNorm(torch.nn.Module):
         use_batch = self.instance or self.training or not self.track_running_stats
         reduce = (3,) if self.instance else (0, 3)  # over space (instance) or over batch and space
         outs, field, scalar = [], 0, 0
-        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
-            block = x[:, sl].reshape(x.shape[0], mul, ir.dim, -1)
-            centred = ir.l == 0 and ir.p == 1
+        for mul, l, p, dim, sl in self._fields:
+            block = x[:, sl].reshape(x.shape[0], mul, dim, -1)
+            centred = (l, p) == (0, 1)
             if centred:
                 if use_batch:
                     mean = block.mean(dim=reduce, keepdim=True)
@@ -62,7 +63,7 @@ class _FieldNorm(torch.nn.Module):
             block = block * scale
             if self.affine and centred:
                 block = block + self.bias[scalar : scalar + mul].view(1, mul, 1, 1).to(block.dtype)
-            outs.append(block.reshape(x.shape[0], mul * ir.dim, *x.shape[2:]))
+            outs.append(block.reshape(x.shape[0], mul * dim, *x.shape[2:]))
             field += mul
             scalar += mul if centred else 0
         return torch.cat(outs, dim=1)
@@ -114,6 +115,7 @@ class Dropout(torch.nn.Module):
         if not 0 <= p < 1:
             raise ValueError(f"p: expected a drop probability in [0, 1), got {p!r}")
         self.irreps_in = self.irreps_out = as_irreps(irreps)
+        self._num_fields = self.irreps_in.num_irreps
         self.p = p
         field_of_channel = []
         for mul, ir in self.irreps_in:
@@ -126,7 +128,7 @@ class Dropout(torch.nn.Module):
         check_field(x, self.irreps_in)
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape[0], self.irreps_in.num_irreps, device=x.device) >= self.p
+        keep = torch.rand(x.shape[0], self._num_fields, device=x.device) >= self.p
         mask = keep.to(x.dtype).index_select(1, self._field_of_channel) / (1 - self.p)
         return x * mask.view(*mask.shape, 1, 1, 1)
 

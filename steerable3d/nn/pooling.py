@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field
+from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field, field_blocks
 from ..sizes import window_is_exact
 from ._filters import antialias_std, gaussian_taps
 
@@ -241,6 +241,7 @@ class GlobalPool(torch.nn.Module):
     def __init__(self, irreps, mode: str = "mean", invariant: bool = False) -> None:
         super().__init__()
         self.irreps_in = as_irreps(irreps, "irreps")
+        self._fields = field_blocks(self.irreps_in)
         if mode not in self.MODES:
             raise ValueError(f"mode: expected one of {self.MODES}, got {mode!r}")
         self.mode = mode
@@ -261,10 +262,10 @@ class GlobalPool(torch.nn.Module):
         flat = x.reshape(batch, x.shape[1], -1)
         norm_dtype = torch.promote_types(x.dtype, torch.float32)
         outputs = []
-        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
+        for mul, l, p, dim, sl in self._fields:
             if mul == 0:
                 continue
-            field = flat[:, sl].reshape(batch, mul, ir.dim, -1)  # [B, mul, d, V]
+            field = flat[:, sl].reshape(batch, mul, dim, -1)  # [B, mul, d, V]
             if self.mode == "mean":
                 value = field.mean(dim=-1)
             else:
@@ -273,7 +274,7 @@ class GlobalPool(torch.nn.Module):
                 mask = norms >= peak * (1 - self._tolerance(norm_dtype))
                 weights = (mask / mask.sum(dim=-1, keepdim=True)).to(field.dtype)
                 value = (field * weights[:, :, None, :]).sum(dim=-1)  # [B, mul, d]
-            if self.invariant and not (ir.l == 0 and ir.p == 1):
+            if self.invariant and (l, p) != (0, 1):
                 value = _safe_norm(value)
             outputs.append(value.reshape(batch, -1))
         if not outputs:
@@ -400,6 +401,7 @@ class NormMaxPool3d(torch.nn.Module):
     def __init__(self, irreps, kernel_size: IntOrTriple = 2, stride: Optional[IntOrTriple] = None, padding: IntOrTriple = 0, tolerance: Optional[float] = None) -> None:
         super().__init__()
         self.irreps_in = self.irreps_out = as_irreps(irreps, "irreps")
+        self._fields = field_blocks(self.irreps_in)
         self.kernel_size = _positive_triple(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _positive_triple(stride, "stride")
         self.padding = _positive_triple(padding, "padding", minimum=0)
@@ -423,8 +425,8 @@ class NormMaxPool3d(torch.nn.Module):
         norm_dtype = torch.promote_types(x.dtype, torch.float32)
         tolerance = self.tolerance if self.tolerance is not None else (1e-12 if norm_dtype == torch.float64 else 1e-5)
         outs = []
-        for (mul, ir), sl in zip(self.irreps_in, self.irreps_in.slices()):
-            block = x[:, sl].unflatten(1, (mul, ir.dim))  # [B, mul, d, X, Y, Z]
+        for mul, _, _, dim, sl in self._fields:
+            block = x[:, sl].unflatten(1, (mul, dim))  # [B, mul, d, X, Y, Z]
             norms = self._windows(block.to(norm_dtype).pow(2).sum(2))  # [B, mul, X', Y', Z', k]
             top = norms.amax(-1, keepdim=True)
             chosen = (norms >= top * (1 - tolerance) ** 2).to(x.dtype)  # squared norms: squared tolerance

@@ -72,7 +72,7 @@ class SelfTensorProduct(torch.nn.Module):
                 f"irreps_products: {', '.join(missing)} is not a product of two of the fields {self.irreps_factors}"
             )
         self.tp = o3.FullyConnectedTensorProduct(self.irreps_factors, self.irreps_factors, self.irreps_products)
-        d = self.irreps_factors.dim
+        d = self._factor_dim = self.irreps_factors.dim
         first, second = torch.triu_indices(d, d)
         self.register_buffer("_factor_index", torch.tensor(index, dtype=torch.long), persistent=False)
         self.register_buffer("_first", first, persistent=False)
@@ -83,7 +83,7 @@ class SelfTensorProduct(torch.nn.Module):
     def pair_weights(self) -> torch.Tensor:
         """The bilinear form as a table ``[irreps_products.dim, pairs]`` over the pairs ``i <= j`` of factor
         channels (``W[:, ij] = T[i, j] + T[j, i]`` off the diagonal), differentiable in the weights."""
-        d = self.irreps_factors.dim
+        d = self._factor_dim
         eye = torch.eye(d, dtype=self.tp.weight.dtype, device=self.tp.weight.device)
         with full_precision(eye.device.type):  # e3nn's contraction needs one dtype; the conv3d below casts
             table = self.tp(eye.repeat_interleave(d, dim=0), eye.repeat(d, 1)).reshape(d, d, -1)  # T[i, j, out]
