@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from . import __version__
+from . import __version__, distributed
 
 GRID_TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 
@@ -115,11 +115,19 @@ def segment(args: argparse.Namespace) -> int:
         validate_every=args.validate_every, amp=args.amp, seed=args.seed, spacing=spacings.pop(),
         in_channels=channels.pop(), norm=None if args.norm == "none" else args.norm,
     )
-    model = config.build_model()
-    print(f"EquivariantUNet: {sum(p.numel() for p in model.parameters()):,} parameters, levels "
-          f"{', '.join(map(str, model.level_irreps))}; {len(cases)} training and {len(val_cases)} validation volumes, "
-          f"{classes} classes, voxel size {config.spacing} mm")
-    _, history = seg.train(config, cases, args.out, val_cases=val_cases, resume=args.resume, device=args.device, progress=progress)
+    ctx = distributed.setup(args.device)  # one process, or the group torchrun started
+    if ctx.is_main:
+        model = config.build_model()
+        print(f"EquivariantUNet: {sum(p.numel() for p in model.parameters()):,} parameters, levels "
+              f"{', '.join(map(str, model.level_irreps))}; {len(cases)} training and {len(val_cases)} validation volumes, "
+              f"{classes} classes, voxel size {config.spacing} mm"
+              + (f"; {ctx.world_size} processes x batch {config.batch_size}" if ctx.enabled else ""))
+    try:
+        _, history = seg.train(config, cases, args.out, val_cases=val_cases, resume=args.resume, device=args.device, progress=progress)
+    finally:
+        distributed.teardown()
+    if not ctx.is_main:
+        return 0
     if history.validation:
         print(f"best validation Dice {max(d for _, d in history.validation):.4f}; checkpoints in {args.out}")
     else:
@@ -194,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = actions.add_parser(
         "train", help="train on images and label maps (same file names)",
         description="Train an EquivariantUNet on random patches (Dice + cross-entropy, Adam). Checkpoints last.pt "
-        "and best.pt are written atomically to --out; --resume continues from last.pt exactly.",
+        "and best.pt are written atomically to --out; --resume continues from last.pt exactly. Under "
+        "`torchrun --nproc_per_node=N -m steerable3d segment train ...` the processes train one model with "
+        "DistributedDataParallel (gloo on CPU, nccl on CUDA), each drawing --batch-size patches.",
     )
     t.add_argument("--images", required=True, help="folder of .nii/.nii.gz images")
     t.add_argument("--labels", required=True, help="folder of label maps with the images' file names")

@@ -54,7 +54,11 @@ class _Block(Sequential):
         current = as_irreps(irreps_in)
         for _ in range(convolutions):
             gate = Gate.for_output(irreps, act_even=torch.nn.functional.silu)
-            layers.append(SteerableConv3d(current, gate.irreps_in, kernel_size, spacing=spacing, parity=parity, padding_mode=padding_mode))
+            # no conv bias before a norm: the norm centres 0e fields, so that bias would get only rounding noise
+            # as gradient (which Adam turns into lr-sized steps) and do nothing
+            layers.append(SteerableConv3d(
+                current, gate.irreps_in, kernel_size, spacing=spacing, parity=parity, padding_mode=padding_mode, bias=norm is None
+            ))
             if NORMS[norm] is not None:
                 layers.append(NORMS[norm](gate.irreps_in))
             layers.append(gate)

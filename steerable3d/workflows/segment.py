@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .. import distributed
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..inference import pad_to, sliding_window
 from ..io import Volume, from_ras, load_nifti, save_nifti
@@ -162,12 +163,20 @@ class PatchSampler:
             return [min(max(c - self.patch // 2, 0), max(n - self.patch, 0)) for c, n in zip(centre, shape)]
         return [int(torch.randint(max(n - self.patch, 0) + 1, (), generator=self.generator)) for n in shape]
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_size: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch_size`` patches and labels. With ``world_size`` processes the sampler draws the global
+        batch of ``batch_size x world_size`` patches (every process draws the same, from the same seed) and
+        returns the ``rank``-th share: the processes together see exactly the batch that one process with
+        ``batch_size x world_size`` would, and their random states stay equal."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank: expected 0 <= rank < world_size = {world_size}, got {rank}")
         images, labels = [], []
         p = self.patch
-        for _ in range(batch_size):
+        for index in range(batch_size * world_size):
             i = int(torch.randint(len(self.cases), (), generator=self.generator))
             x, y, z = self._corner(i)
+            if index // batch_size != rank:
+                continue
             image = self.cases[i].image[:, x : x + p, y : y + p, z : z + p]
             label = self.cases[i].label[x : x + p, y : y + p, z : z + p]
             missing = [p - n for n in label.shape]
@@ -233,9 +242,14 @@ def train(
     many steps of this run (the checkpoint is written), as an interruption would."""
     from monai.losses import DiceCELoss
 
+    ctx = distributed.setup(device)
+    device = ctx.device
+    if not ctx.is_main:
+        progress, log = None, lambda message: None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ctx.barrier()
     last = out_dir / "last.pt"
     torch.manual_seed(config.seed)
     model = config.build_model().to(device)
@@ -251,14 +265,20 @@ def train(
         sampler.generator.set_state(state["sampler"])
         history, step, best = History(**state["history"]), state["step"], state["best"]
         log(f"resumed from {last} at step {step}")
+        if state.get("world_size", 1) != ctx.world_size:
+            log(f"note: {last} was written by {state.get('world_size', 1)} process(es), this run has {ctx.world_size}: "
+                "the patches drawn from here on differ from the interrupted run's")
     elif resume:
         log(f"no checkpoint at {last}: starting from scratch")
+    trained = ctx.wrap(model)  # DistributedDataParallel under torchrun
 
-    def checkpoint(path: Path) -> None:
-        save_checkpoint(path, {
-            "config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "sampler": sampler.generator.get_state(), "history": dataclasses.asdict(history), "step": step, "best": best,
-        })
+    def checkpoint(path: Path) -> None:  # rank 0 writes; the others wait at the barrier after it
+        if ctx.is_main:
+            save_checkpoint(path, {
+                "config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "sampler": sampler.generator.get_state(), "history": dataclasses.asdict(history), "step": step,
+                "best": best, "world_size": ctx.world_size,
+            })
 
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
@@ -266,24 +286,24 @@ def train(
     bar = progress(steps, desc="train", initial=step, total=config.steps) if progress else steps
     done = 0
     for step in bar:
-        model.train()
-        x, y = sampler.sample(config.batch_size)
+        trained.train()
+        x, y = sampler.sample(config.batch_size, ctx.rank, ctx.world_size)
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, config.amp):
-            logits = model(x)
+            logits = trained(x)
         loss = loss_fn(logits.float(), y[:, None])
-        scaler.scale(loss).backward()
+        scaler.scale(loss).backward()  # DistributedDataParallel averages the gradients over the processes
         scaler.step(optimizer)
         scaler.update()
         history.steps.append(step + 1)
-        history.losses.append(float(loss.detach()))
+        history.losses.append(float(ctx.mean(loss.detach())))  # the loss of the joined batch
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{history.losses[-1]:.3f}")
         step += 1
         done += 1
         if step % config.validate_every == 0 or step == config.steps:
-            if val_cases:
+            if val_cases and ctx.is_main:
                 scores = [
                     np.nanmean(dice_scores(segment_volume(model, c.image, config.patch, config.overlap, device, config.amp).argmax(0), c.label, config.classes))
                     for c in val_cases
@@ -295,8 +315,10 @@ def train(
                     best = dice
                     checkpoint(out_dir / "best.pt")
             checkpoint(last)
+            ctx.barrier()  # a resumed process must find the complete checkpoint
         if stop_after is not None and done >= stop_after:
             checkpoint(last)
+            ctx.barrier()
             break
     return model, history
 

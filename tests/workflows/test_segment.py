@@ -10,25 +10,6 @@ from steerable3d.workflows import segment as seg
 
 pytest.importorskip("monai")
 
-AFFINE = np.array([[-1.5, 0, 0, 10.0], [0, -1.5, 0, 20.0], [0, 0, 1.5, -5.0], [0, 0, 0, 1]])  # LPS, 1.5 mm
-
-
-def make_dataset(root, n=4, size=16, seed=0):
-    """Noisy images of a bright ball at a random place; label 1 inside the ball."""
-    rng = np.random.default_rng(seed)
-    images, labels = root / "images", root / "labels"
-    images.mkdir()
-    labels.mkdir()
-    grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
-    for i in range(n):
-        centre = rng.uniform(5, size - 6, 3)
-        ball = (np.linalg.norm(grid - centre, axis=-1) < 4).astype(np.uint8)
-        image = 100 + 50 * ball + 10 * rng.standard_normal(ball.shape)
-        nib.save(nib.Nifti1Image(image.astype(np.float32), AFFINE), images / f"case{i}.nii.gz")
-        nib.save(nib.Nifti1Image(ball, AFFINE), labels / f"case{i}.nii.gz")
-    return images, labels
-
-
 def tiny_config(**kwargs):
     options = dict(classes=2, channels=(12, 16), strides=(2,), patch=12, batch_size=2, steps=4, lr=1e-2,
                    validate_every=2, spacing=(1.5, 1.5, 1.5))
@@ -36,7 +17,7 @@ def tiny_config(**kwargs):
     return seg.SegmentConfig(**options)
 
 
-def test_cases_are_matched_by_name_and_read_in_ras(tmp_path):
+def test_cases_are_matched_by_name_and_read_in_ras(tmp_path, make_dataset):
     images, labels = make_dataset(tmp_path, n=2)
     pairs = seg.find_cases(images, labels)
     assert [(p.name, q.name) for p, q in pairs] == [("case0.nii.gz", "case0.nii.gz"), ("case1.nii.gz", "case1.nii.gz")]
@@ -49,21 +30,21 @@ def test_cases_are_matched_by_name_and_read_in_ras(tmp_path):
     assert abs(float(case.image[0].mean())) < 1e-4 and float(foreground.mean()) > 1.0  # standardized, ball bright
 
 
-def test_bad_inputs_are_named(tmp_path):
+def test_bad_inputs_are_named(tmp_path, make_dataset, lps_affine):
     images, labels = make_dataset(tmp_path, n=2)
     (labels / "case1.nii.gz").unlink()
     with pytest.raises(ValueError, match="no label map .* for case1.nii.gz"):
         seg.find_cases(images, labels)
     with pytest.raises(ValueError, match=r"class indices 0 \.\. 0, got values 0 \.\. 1"):
         seg.load_case(images / "case0.nii.gz", labels / "case0.nii.gz", classes=1)
-    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.uint8), AFFINE), labels / "case1.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.uint8), lps_affine), labels / "case1.nii.gz")
     with pytest.raises(ValueError, match="differs from its image"):
         seg.load_case(images / "case1.nii.gz", labels / "case1.nii.gz")
     with pytest.raises(FileNotFoundError, match="not a directory"):
         seg.find_cases(tmp_path / "nowhere")
 
 
-def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
+def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, make_dataset):
     images, labels = make_dataset(tmp_path)
     cases = [seg.load_case(i, l) for i, l in seg.find_cases(images, labels)]
     straight, _ = seg.train(tiny_config(), cases, tmp_path / "a", log=lambda s: None)
@@ -94,7 +75,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         load_checkpoint(tmp_path / "bad.pt")
 
 
-def test_cli_trains_validates_and_predicts_on_the_images_grids(tmp_path, capsys):
+def test_cli_trains_validates_and_predicts_on_the_images_grids(tmp_path, make_dataset, capsys):
     images, labels = make_dataset(tmp_path, n=4)
     out = tmp_path / "run"
     argv = ["segment", "train", "--images", str(images), "--labels", str(labels), "--val-images", str(images),
@@ -120,7 +101,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "none.pt: no such file" in capsys.readouterr().err
 
 
-def test_mixed_precision_training_and_inference(tmp_path):
+def test_mixed_precision_training_and_inference(tmp_path, make_dataset):
     images, labels = make_dataset(tmp_path, n=2)
     cases = [seg.load_case(i, l) for i, l in seg.find_cases(images, labels)]
     model, history = seg.train(tiny_config(amp=True, steps=3), cases, tmp_path / "amp", val_cases=cases[:1], log=lambda s: None)
