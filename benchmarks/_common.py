@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import platform
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,3 +63,55 @@ def write_section(path: Path, name: str, body: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def rss_mib(field: str) -> float:
+    """``"VmRSS"`` (now) or ``"VmHWM"`` (peak) of this process, MiB. The peak is ``ru_maxrss`` of a fresh
+    process: ``getrusage`` itself is no use in a child, as Linux carries the parent's peak RSS over fork and
+    exec (a worker started from a 450 MiB benchmark would report at least 450 MiB)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+    except (OSError, StopIteration):  # no procfs: fall back on getrusage (KiB on Linux)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(script: str, flags: list[str], *worker: str) -> dict:
+    """Run ``script --worker ...`` (with ``flags``) in a fresh Python process; return the JSON it prints last."""
+    cmd = [sys.executable, str(Path(script).resolve()), *flags, "--worker", *worker]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"worker {' '.join(worker)} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def train_step(model, x) -> None:
+    """One training step as every benchmark times it: ``zero_grad``, forward, ``out.square().mean().backward()``."""
+    model.zero_grad()
+    model(x).square().mean().backward()
+
+
+def infer(model, x) -> None:
+    """One inference forward (``no_grad``; the caller sets eval mode)."""
+    import torch
+
+    with torch.no_grad():
+        model(x)
+
+
+def train_and_infer_times(models: dict, x, reps: int, rounds: int) -> dict[str, dict[str, list[list[float]]]]:
+    """``{"train": interleaved training-step times, "infer": interleaved inference times}`` of ``models``."""
+    for m in models.values():
+        m.train()
+    train = interleaved_times({n: (lambda m=m: train_step(m, x)) for n, m in models.items()}, reps, rounds)
+    for m in models.values():
+        m.eval()
+    inference = interleaved_times({n: (lambda m=m: infer(m, x)) for n, m in models.items()}, reps, rounds)
+    return {"train": train, "infer": inference}
+
+
+def fill_defaults(args, defaults: list[tuple[str, object, object]]) -> None:
+    """Set each unset option ``(name, full, quick)`` to its full-run or ``--quick`` default."""
+    for name, full, quick in defaults:
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)

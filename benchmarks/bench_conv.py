@@ -32,10 +32,8 @@ import argparse
 import datetime
 import json
 import os
-import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +50,7 @@ from steerable3d import random_rotations
 from steerable3d.nn import SteerableConv3d
 from steerable3d.testing import equivariance_error
 
-from _common import DOC, cpu_model, interleaved_times, table, write_section  # benchmarks/ is the script directory
+from _common import DOC, cpu_model, fill_defaults, infer, rss_mib, run_worker, table, train_and_infer_times, train_step, write_section  # benchmarks/ is the script directory
 
 MODELS = ("ours", "plain", "e3nn")
 TARGETS = {"train": 1.05, "infer": 1.02, "warm_ms": 50.0}
@@ -77,28 +75,7 @@ def random_input(args) -> torch.Tensor:
     return torch.randn(args.batch, o3.Irreps(args.irreps_in).dim, args.size, args.size, args.size)
 
 
-def train_step(model: torch.nn.Module, x: torch.Tensor) -> None:
-    model.zero_grad()
-    model(x).square().mean().backward()
-
-
-def infer(model: torch.nn.Module, x: torch.Tensor) -> None:
-    with torch.no_grad():
-        model(x)
-
-
 # -- measurement helpers ---------------------------------------------------------------------------------------
-
-
-def rss_mib(field: str) -> float:
-    """``"VmRSS"`` (now) or ``"VmHWM"`` (peak) of this process, MiB. The peak is ``ru_maxrss`` of a fresh
-    process: ``getrusage`` itself is no use in a child, as Linux carries the parent's peak RSS over fork and
-    exec (a worker started from this 450 MiB benchmark would report at least 450 MiB)."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
-    except (OSError, StopIteration):  # no procfs: fall back on getrusage (KiB on Linux)
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def config_flags(args) -> list[str]:
@@ -108,13 +85,9 @@ def config_flags(args) -> list[str]:
     ]
 
 
-def run_worker(args, *worker: str) -> dict:
-    """Run this script's ``--worker`` mode in a fresh Python process; return the JSON it prints last."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), *config_flags(args), "--worker", *worker]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"worker {' '.join(worker)} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def worker_result(args, *worker: str) -> dict:
+    """This script's ``--worker`` mode in a fresh Python process."""
+    return run_worker(__file__, config_flags(args), *worker)
 
 
 def worker(args) -> None:
@@ -145,7 +118,7 @@ def worker(args) -> None:
 
 
 def measure_construction(args) -> dict[str, dict[str, float]]:
-    runs = {name: [run_worker(args, "construct", name) for _ in range(args.procs)] for name in MODELS}
+    runs = {name: [worker_result(args, "construct", name) for _ in range(args.procs)] for name in MODELS}
     return {
         name: {key: 1e3 * statistics.median(r[key] for r in rs) for key in ("cold", "warm")}
         for name, rs in runs.items()
@@ -156,20 +129,14 @@ def measure_speed(args) -> dict[str, dict[str, list[list[float]]]]:
     torch.manual_seed(0)
     models = {name: build(name, args) for name in MODELS}
     x = random_input(args)
-    for m in models.values():
-        m.train()
-    train = interleaved_times({n: (lambda m=m: train_step(m, x)) for n, m in models.items()}, args.reps, args.rounds)
-    for m in models.values():
-        m.eval()
-    inference = interleaved_times({n: (lambda m=m: infer(m, x)) for n, m in models.items()}, args.reps, args.rounds)
-    return {"train": train, "infer": inference}
+    return train_and_infer_times(models, x, args.reps, args.rounds)
 
 
 def measure_memory(args) -> dict[tuple[str, str], dict[str, float]]:
     """One fresh process per (model, mode), two at a time (RSS does not depend on what runs beside it)."""
     cases = [(name, mode) for name in MODELS for mode in ("train", "infer")]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(cases, pool.map(lambda case: run_worker(args, "memory", *case), cases)))
+        return dict(zip(cases, pool.map(lambda case: worker_result(args, "memory", *case), cases)))
 
 
 def blurred_noise(dim: int, size: int, seed: int) -> torch.Tensor:
@@ -329,9 +296,7 @@ def parse_args(argv=None):
     p.add_argument("--no-doc", action="store_true", help="print only")
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for name, full, quick in [("reps", 7, 3), ("rounds", 3, 1), ("procs", 5, 1), ("rotations", 3, 1), ("inits", 3, 1)]:
-        if getattr(args, name) is None:
-            setattr(args, name, quick if args.quick else full)
+    fill_defaults(args, [("reps", 7, 3), ("rounds", 3, 1), ("procs", 5, 1), ("rotations", 3, 1), ("inits", 3, 1)])
     return args
 
 

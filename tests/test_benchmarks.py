@@ -1,0 +1,23 @@
+"""The benchmark suite's entry point runs (smoke test: tiny sizes, one repetition, docs untouched)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_model_benchmark_smoke_run_prints_the_tables(tmp_path):
+    doc = tmp_path / "bench.md"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--only", "bench_models", "--",
+         "--model", "unet", "--reps", "1", "--doc", str(doc)],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for heading in ("### Targets", "### Training step and inference", "### Construction", "### Peak memory"):
+        assert heading in result.stdout
+    text = doc.read_text()
+    assert "<!-- bench_unet:start -->" in text and "| e3nn " in text and "| plain " in text
