@@ -261,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        multi_process = (args.command, getattr(args, "action", None)) == ("segment", "train")
+        if not multi_process and distributed.launched():
+            raise ValueError(
+                "runs in one process (a full-batch demo or a fixed protocol); under torchrun every process would "
+                "repeat the same run. `segment train` is the command that trains across processes"
+            )
         return args.func(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"steerable3d {args.command}: error: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "setup", "teardown"]
+__all__ = ["Context", "launched", "setup", "teardown"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,14 @@ class Context:
             return model
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def launched() -> bool:
+    """Whether this process is one of several that ``torchrun`` started (``WORLD_SIZE`` > 1)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return True  # a malformed WORLD_SIZE: setup() names it
 
 
 def setup(device: str | torch.device = "cpu") -> Context:

@@ -96,3 +96,9 @@ def test_killed_run_resumes_to_the_uninterrupted_parameters(runs):
     resumed, uninterrupted = parameters(out / "last.pt"), parameters(root / "ddp" / "last.pt")
     for name, value in uninterrupted.items():
         assert torch.allclose(resumed[name], value, rtol=0, atol=1e-6), name
+
+
+def test_single_process_commands_refuse_torchrun(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["tetris", "--steps", "1", "--seeds", "1", "--test-sets", "1"]) == 2
+    assert "segment train` is the command that trains across processes" in capsys.readouterr().err
