@@ -35,6 +35,7 @@ import torch
 
 from ..data.mni152 import TASKS, MNI152, load_mni152, make_labels
 from ..inference import sliding_window
+from ..metrics import dice
 from ..models import EquivariantUNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
 
@@ -147,12 +148,7 @@ def train_model(model: torch.nn.Module, split: Split, pool: Sequence[tuple[int, 
 
 def sphere_dice(prediction: torch.Tensor, labels: torch.Tensor, sphere: torch.Tensor, classes: int = 3) -> list[float]:
     """Dice of each foreground class over the voxels of ``sphere`` (label maps ``[S, S, S]``)."""
-    scores = []
-    for k in range(1, classes):
-        p, t = (prediction == k) & sphere, (labels == k) & sphere
-        total = int(p.sum()) + int(t.sum())
-        scores.append(2 * int((p & t).sum()) / total if total else math.nan)
-    return scores
+    return dice(prediction, labels, classes, mask=sphere)
 
 
 @torch.no_grad()
