@@ -11,12 +11,14 @@ import torch.nn.functional as F
 from .._validation import Spacing, as_irreps, as_spacing, as_triple, check_field, field_blocks
 from ..basis import SHELL_WIDTH, KernelBasis
 from ..sizes import window_is_exact
+from . import _fft
 from ._amp import autocast_active, full_precision
 from ._filters import antialias_std, gaussian_taps
 
 __all__ = ["SteerableConv3d", "SteerableConvTranspose3d"]
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+BACKENDS = ("direct", "fft", "auto")
 
 
 class SteerableConv3d(torch.nn.Module):
@@ -43,7 +45,11 @@ class SteerableConv3d(torch.nn.Module):
         antialias: with ``stride > 1``, a Gaussian blur (std ``0.5 sqrt(s^2 - 1)`` voxels) is folded into
             the kernel before subsampling; its length (odd or even) is picked from the input size so that
             the output grid stays symmetric (see "Exactness" below).
-        backend: ``"direct"`` (``conv3d``).
+        backend: ``"direct"`` (``conv3d``), ``"fft"`` (products of Fourier transforms: the same result, faster
+            for large kernels; stride 1, no dilation, ``"zeros"`` or ``"circular"`` padding) or ``"auto"``
+            (FFT where a cost model from ``benchmarks/bench_fft.py`` expects it to be faster, direct
+            otherwise). The FFT route builds the kernel spectrum in chunks of output channels and, in eval
+            mode, caches it like the kernel.
         shell_width, max_order, moment_order: radial basis options, see :class:`~steerable3d.basis.KernelBasis`.
 
     Exactness: the 48 grid symmetries (about the volume centre) hold to float rounding when every axis
@@ -100,9 +106,16 @@ class SteerableConv3d(torch.nn.Module):
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
-        if backend != "direct":
-            raise ValueError(f"backend: expected 'direct', got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        self._fft_supported = self.stride == (1, 1, 1) and self.dilation == (1, 1, 1) and padding_mode in ("zeros", "circular")
+        if backend == "fft" and not self._fft_supported:
+            raise ValueError(
+                f"backend='fft': needs stride 1, dilation 1 and padding_mode 'zeros' or 'circular', got stride "
+                f"{self.stride}, dilation {self.dilation}, padding_mode {padding_mode!r}"
+            )
         self.backend = backend
+        self._fft_cache = None
         self.parity = bool(parity)
         self.antialias = bool(antialias)
         self.radius = (kernel_size // 2) * min(spacing)
@@ -170,7 +183,7 @@ class SteerableConv3d(torch.nn.Module):
         device = self._basis64[0].device if self._basis64 else torch.device("cpu")
         self._basis64 = [b.to(device) for b in self.basis.sample(value)]
         self._spacing = value
-        self._cache = None
+        self._cache = self._fft_cache = None
 
     def with_spacing(self, spacing: Spacing) -> "SteerableConv3d":
         """A copy of this layer on another grid (same weights, same continuous filter)."""
@@ -198,12 +211,12 @@ class SteerableConv3d(torch.nn.Module):
         super()._apply(fn, recurse)
         probe = fn(torch.zeros((), dtype=torch.float64, device=self._basis64[0].device if self._basis64 else "cpu"))
         self._basis64 = [b.to(probe.device) for b in self._basis64]
-        self._cache = None
+        self._cache = self._fft_cache = None
         return self
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_cache"] = None
+        state["_cache"] = state["_fft_cache"] = None
         return state
 
     def kernel(self) -> torch.Tensor:
@@ -292,9 +305,44 @@ class SteerableConv3d(torch.nn.Module):
             bias = kernel.new_zeros(self._fields_out[-1].slice.stop).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
         return kernel, bias, padding, dilation
 
+    def uses_fft(self, spatial_shape: Sequence[int], batch: int = 1) -> bool:
+        """Whether an input of this shape takes the FFT route (``backend="fft"``, or ``"auto"`` where the
+        cost model expects FFT to be faster)."""
+        if self.backend == "direct" or not self._fft_supported:
+            return False
+        taps, padding = self.taps, self._padding()
+        circular = self.padding_mode == "circular"
+        if circular and any(2 * p > t - 1 or t > n for n, p, t in zip(spatial_shape, padding, taps)):
+            if self.backend == "fft":
+                raise ValueError(
+                    f"backend='fft' with circular padding: needs padding <= (taps - 1) / 2 and taps <= size, got "
+                    f"padding {padding}, taps {taps}, size {tuple(spatial_shape)}"
+                )
+            return False
+        if self.backend == "fft":
+            return True
+        grid = _fft.work_grid(spatial_shape, taps, padding, circular)
+        return _fft.relative_cost(batch, self.irreps_in.dim, self.irreps_out.dim, spatial_shape, taps, grid) < 1.0
+
+    def _fft_forward(self, x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, padding) -> torch.Tensor:
+        circular = self.padding_mode == "circular"
+        with full_precision(x.device.type):  # FFTs in float32 at least, whatever autocast says
+            dtype = torch.promote_types(kernel.dtype, torch.float32)
+            grid = _fft.work_grid(x.shape[2:], self.taps, padding, circular)
+            key = (self.weight._version, self.weight.data_ptr(), dtype, self.weight.device, self._spacing, grid)
+            use_cache = not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
+            if use_cache and self._fft_cache is not None and self._fft_cache[0] == key:
+                spectra = self._fft_cache[1]
+            else:
+                spectra = _fft.kernel_spectrum_chunks(kernel.to(dtype), grid, padding, circular)
+                self._fft_cache = (key, spectra) if use_cache else None
+            return _fft.fft_conv3d(x.to(dtype), spectra, bias, self.taps, padding, circular)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
         kernel, bias, padding, dilation = self._prepare(x)
+        if self.uses_fft(x.shape[2:], x.shape[0]):
+            return self._fft_forward(x, kernel, bias, padding)
         if self.padding_mode != "zeros":
             pad = [p for p in reversed(padding) for _ in range(2)]
             x = F.pad(x, pad, mode=self.padding_mode)
