@@ -1,9 +1,10 @@
 """Convolution by FFT: the same cross-correlation as ``conv3d`` (stride 1, no dilation), for large kernels.
 
-Cost: direct convolution takes ``O(B C_in C_out k^3 N^3)``; the FFT route takes FFTs of the input, of the
-kernel (``C_out x C_in`` transforms of the padded grid) and of the output, plus ``O(B C_in C_out N^3)``
-complex products, whatever ``k``. The kernel spectrum ``[C_out, C_in, M, M, M/2+1]`` is large (complex64,
-about 1 GB for 30 channels at 64^3), so it is built and used in chunks of output channels.
+Cost: direct convolution takes ``O(B C_in C_out k^3 N^3)``; the FFT route takes FFTs of the input and of the
+output, the kernel's spectrum (``C_out x C_in`` small DFTs, ``O(k M^3)`` each) and ``O(B C_in C_out M^3)``
+complex products, so it wins for large kernels. The kernel spectrum ``[C_out, C_in, M, M, M/2+1]`` is
+large (complex64, about 1 GB for 30 channels at 64^3), so it is built and used in chunks of output
+channels.
 """
 
 from __future__ import annotations
@@ -22,28 +23,45 @@ def work_grid(spatial: Sequence[int], taps: Sequence[int], padding: Sequence[int
     return tuple(spatial) if circular else tuple(n + 2 * p for n, p in zip(spatial, padding))
 
 
+def _dft_matrix(taps: int, size: int, shift: int, half: bool, dtype: torch.dtype, device) -> torch.Tensor:
+    """``[taps, frequencies]``: the conjugate DFT on ``size`` points of ``taps`` samples at ``m - shift``,
+    ``exp(+2 pi i f (m - shift) / size)`` (all ``size`` frequencies, or ``size // 2 + 1`` for the real
+    transform's last axis)."""
+    f = torch.arange(size // 2 + 1 if half else size, dtype=torch.float64, device=device)
+    m = torch.arange(taps, dtype=torch.float64, device=device) - shift
+    angle = 2 * math.pi * torch.outer(m, f) / size
+    return torch.polar(torch.ones_like(angle), angle).to(dtype)
+
+
 def kernel_spectrum_chunks(
     kernel: torch.Tensor, grid: Sequence[int], padding: Sequence[int], circular: bool, chunk_bytes: int = CHUNK_BYTES
 ) -> list[torch.Tensor]:
-    """``rfftn`` of the kernel laid out on ``grid`` (tap ``m`` at ``m - p`` modulo the grid for circular
-    padding, at ``m`` for zero padding), conjugated (``conv3d`` is a cross-correlation), in chunks of output
-    channels: a list of ``[o, C_in, M0, M1, M2 // 2 + 1]`` complex tensors."""
+    """The conjugated real-input spectrum of the kernel laid out on ``grid`` (tap ``m`` at ``m - p`` modulo
+    the grid for circular padding, at ``m`` for zero padding; conjugated since ``conv3d`` is a
+    cross-correlation), in chunks of output channels: a list of ``[o, C_in, M0, M1, M2 // 2 + 1]`` complex
+    tensors.
+
+    The kernel has ``k^3`` taps on an ``M^3`` grid, so its transform is taken as three small dense DFTs
+    (matrix products, ``O(k M^3)`` per channel pair) instead of FFTs of the zero-padded grid
+    (``O(M^3 log M)``): several times faster, and differentiable as plain matmuls."""
     out_channels, in_channels = kernel.shape[:2]
     taps = kernel.shape[2:]
+    complex_dtype = torch.complex128 if kernel.dtype == torch.float64 else torch.complex64
+    shifts = [p if circular else 0 for p in padding]
+    ex, ey, ez = (
+        _dft_matrix(t, m, shift, axis == 2, complex_dtype, kernel.device)
+        for axis, (t, m, shift) in enumerate(zip(taps, grid, shifts))
+    )
     frequencies = grid[0] * grid[1] * (grid[2] // 2 + 1)
     per_channel = in_channels * frequencies * 2 * kernel.element_size()
     step = max(1, min(out_channels, chunk_bytes // max(per_channel, 1)))
     chunks = []
-    # tap m of each axis goes to grid index m - p (wrapped) for circular padding, m for zero padding
-    index = [
-        (torch.arange(t, device=kernel.device) - (p if circular else 0)) % m for t, p, m in zip(taps, padding, grid)
-    ]
-    where = (index[0][:, None, None], index[1][None, :, None], index[2][None, None, :])
     for start in range(0, out_channels, step):
-        block = kernel[start : start + step]
-        placed = block.new_zeros(*block.shape[:2], *grid)
-        placed[(slice(None), slice(None), *where)] = block
-        chunks.append(torch.fft.rfftn(placed, dim=(2, 3, 4)).conj())
+        block = kernel[start : start + step].to(complex_dtype)  # [o, i, x, y, z]
+        s = block @ ez  # [o, i, x, y, c]
+        s = (s.transpose(-1, -2) @ ey).transpose(-1, -2)  # [o, i, x, b, c]
+        s = (s.permute(0, 1, 3, 4, 2) @ ex).permute(0, 1, 4, 2, 3)  # [o, i, a, b, c]
+        chunks.append(s)
     return chunks
 
 
@@ -57,10 +75,12 @@ def fft_conv3d(
     grid = tuple(x.shape[2:])
     spectrum = torch.fft.rfftn(x, dim=(2, 3, 4))  # [B, C_in, M0, M1, M2 // 2 + 1]
     out = []
+    inputs = spectrum.unsqueeze(2).unbind(1)  # per input channel [B, 1, ...]; unbind's backward is one stack
     for chunk in spectra:  # sum over input channels of elementwise products (complex bmm loops per frequency)
-        total = spectrum[:, :1] * chunk[None, :, 0]
-        for i in range(1, chunk.shape[1]):
-            total = total + spectrum[:, i : i + 1] * chunk[None, :, i]
+        kernels = chunk.unbind(1)  # per input channel [o, ...]
+        total = inputs[0] * kernels[0]
+        for x_i, k_i in zip(inputs[1:], kernels[1:]):
+            total = total + x_i * k_i
         out.append(total)
     y = torch.fft.irfftn(torch.cat(out, dim=1), s=grid, dim=(2, 3, 4))
     if circular:
@@ -73,13 +93,14 @@ def fft_conv3d(
     return y
 
 
-def relative_cost(batch: int, in_channels: int, out_channels: int, spatial: Sequence[int], taps: Sequence[int], grid: Sequence[int]) -> float:
-    """Estimated time of the FFT route over the direct one (< 1: FFT is faster). Flop counts with weights
-    measured on CPU (``benchmarks/bench_fft.py``): an FFT point costs about ``2.5 log2(M^3)`` flops at a
-    third of a dense convolution's rate, a complex product 8 flops at a fifth of it."""
-    points = math.prod(grid)
-    log = math.log2(max(points, 2))
-    direct = 2.0 * batch * in_channels * out_channels * math.prod(taps) * math.prod(spatial)
-    transforms = (in_channels * out_channels + batch * (in_channels + out_channels)) * points / 2 * 2.5 * log * 3.0
-    products = batch * in_channels * out_channels * points / 2 * 8.0 * 5.0
-    return (transforms + products) / direct
+def relative_cost(batch: int, spatial: Sequence[int], taps: Sequence[int], grid: Sequence[int], training: bool) -> float:
+    """Estimated time of the FFT route over the direct one (< 1: FFT is faster), from CPU measurements
+    (``benchmarks/bench_fft.py``: 2 threads, 32^3, batch 2, 30 channels). Both costs are counted per
+    ``batch x C_in x C_out x voxels``, in units of one direct-convolution tap: direct ``prod(taps)`` on the
+    output grid; FFT about 100 (cached spectrum: input and output transforms and the products) in
+    inference, and ``154 + 58 k / batch`` in training (products forward and backward, plus the kernel's
+    small DFTs, ``O(k)`` per channel pair and shared by the batch)."""
+    direct = math.prod(taps) * math.prod(spatial)
+    k = max(taps)
+    fft = (154.0 + 58.0 * k / batch if training else 100.0) * math.prod(grid)
+    return fft / direct

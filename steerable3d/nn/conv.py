@@ -306,8 +306,9 @@ class SteerableConv3d(torch.nn.Module):
         return kernel, bias, padding, dilation
 
     def uses_fft(self, spatial_shape: Sequence[int], batch: int = 1) -> bool:
-        """Whether an input of this shape takes the FFT route (``backend="fft"``, or ``"auto"`` where the
-        cost model expects FFT to be faster)."""
+        """Whether an input of this shape takes the FFT route now (``backend="fft"``, or ``"auto"`` where the
+        cost model expects FFT to be faster: in training the kernel spectrum is rebuilt every call, in eval
+        mode without gradients it is cached, so "auto" switches to FFT at smaller kernels there)."""
         if self.backend == "direct" or not self._fft_supported:
             return False
         taps, padding = self.taps, self._padding()
@@ -322,7 +323,9 @@ class SteerableConv3d(torch.nn.Module):
         if self.backend == "fft":
             return True
         grid = _fft.work_grid(spatial_shape, taps, padding, circular)
-        return _fft.relative_cost(batch, self.irreps_in.dim, self.irreps_out.dim, spatial_shape, taps, grid) < 1.0
+        output = [n + 2 * p - t + 1 for n, p, t in zip(spatial_shape, padding, taps)]
+        training = self.training or (torch.is_grad_enabled() and self.weight.requires_grad)
+        return _fft.relative_cost(batch, output, taps, grid, training) < 1.0
 
     def _fft_forward(self, x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, padding) -> torch.Tensor:
         circular = self.padding_mode == "circular"

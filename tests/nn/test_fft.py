@@ -76,11 +76,15 @@ def test_eval_mode_caches_the_spectrum_until_the_weights_change():
     assert fft._fft_cache is None  # no cache while training
 
 
-def test_auto_picks_fft_for_large_kernels_on_large_volumes_only():
+def test_auto_picks_fft_for_large_kernels_and_earlier_with_a_cached_spectrum():
     small = SteerableConv3d(IRREPS, IRREPS, 3, backend="auto")
+    medium = SteerableConv3d(IRREPS, IRREPS, 7, backend="auto", padding_mode="circular")
     large = SteerableConv3d(IRREPS, IRREPS, 15, backend="auto", padding_mode="circular")
-    assert not small.uses_fft((32, 32, 32), batch=2)
-    assert large.uses_fft((64, 64, 64), batch=2)
+    assert not small.uses_fft((32, 32, 32), batch=2) and large.uses_fft((64, 64, 64), batch=2)
+    assert not medium.uses_fft((32, 32, 32), batch=2)  # training: the spectrum is rebuilt every call
+    with torch.no_grad():
+        assert medium.eval().uses_fft((32, 32, 32), batch=2)  # inference: cached
+        assert not small.eval().uses_fft((32, 32, 32), batch=2)
     strided = SteerableConv3d(IRREPS, IRREPS, 15, backend="auto", stride=2)
     assert not strided.uses_fft((64, 64, 64))
 
