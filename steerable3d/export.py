@@ -215,7 +215,8 @@ class _Builder:
             outs.append(activate(self.take(x, m._scalar_index), m._scalar_slices, "Gate act_scalars"))
         if len(m._gated_index):
             gates = activate(self.take(x, m._gate_index), m._gate_slices, "Gate act_gates")
-            repeated = self.method("index_select", gates, 1, self.buffer(m._gate_repeat.cpu(), "index"))
+            repeat = [gate + j for _, gate, mul, dim in m._gated_blocks for j in range(mul) for _ in range(dim)]
+            repeated = self.method("index_select", gates, 1, self.buffer(torch.tensor(repeat, dtype=torch.long), "index"))
             outs.append(self.fn(operator.mul, self.take(x, m._gated_index), repeated))
         return self.fn(torch.cat, outs, dim=1) if len(outs) > 1 else outs[0]
 
@@ -236,40 +237,43 @@ class _Builder:
         return self.fn(torch.cat, outs, dim=1)
 
     def field_norm(self, m: _FieldNorm, x, v: torch.Tensor):
-        use_batch = m.instance or not m.track_running_stats  # eval mode
-        reduce = (3,) if m.instance else (0, 3)
+        """The norm's own formulation: per-field statistics, then ``x * scale + shift`` per channel."""
         dtype = v.dtype
-        outs, field, scalar = [], 0, 0
-        for (mul, ir), sl in zip(m.irreps_in, m.irreps_in.slices()):
-            piece = self.method("narrow", x, 1, sl.start, sl.stop - sl.start)
-            block = self.method("unflatten", self.method("flatten", piece, 2), 1, (mul, ir.dim))  # [B, mul, d, V]
-            centred = ir.l == 0 and ir.p == 1
+        channels = v.shape[1]
+        if not (m.instance or not m.track_running_stats):  # eval-mode batch norm: constant factors
+            with torch.no_grad():
+                scale, shift = m.channel_factors(torch.zeros(1, channels, 1, dtype=dtype, device=v.device), use_batch=False)
+            flat = self.method("flatten", x, 2)
+            out = self.fn(torch.addcmul, self.buffer(shift[:, :, None], "shift"), flat, self.buffer(scale[:, :, None], "scale"))
+            return self.method("view_as", out, x)
+        flat = self.method("flatten", x, 2)  # [B, C, S]
+        reduce = (2, 3) if m.instance else (0, 2, 3)
+        scales, shifts, field, scalar = [], [], 0, 0
+        for mul, l, p, dim, sl in m._fields:
+            block = self.method("unflatten", self.method("narrow", flat, 1, sl.start, sl.stop - sl.start), 1, (mul, dim))
+            centred = (l, p) == (0, 1)
             if centred:
-                if use_batch:
-                    mean = self.method("mean", block, dim=reduce, keepdim=True)
-                else:
-                    mean = self.buffer(m.running_mean.detach()[scalar : scalar + mul].view(1, mul, 1, 1).to(dtype), "mean")
-                block = self.fn(operator.sub, block, mean)
-            if use_batch:
-                var = self.method("mean", self.method("mean", self.method("pow", block, 2), dim=2, keepdim=True), dim=reduce, keepdim=True)
-                scale = self.method("rsqrt", self.fn(operator.add, var, m.eps))
+                stats = self.fn(torch.var_mean, block, dim=reduce, correction=0)
+                var, mean = self.fn(operator.getitem, stats, 0), self.fn(operator.getitem, stats, 1)
+            else:
+                var = self.method("mean", self.method("pow", block, 2), dim=reduce)
+            scale = self.method("rsqrt", self.fn(operator.add, var, m.eps))
+            if m.affine:
+                scale = self.fn(operator.mul, scale, self.buffer(m.weight.detach()[field : field + mul].to(dtype), "weight"))
+            if not m.instance:  # batch statistics: [mul], one factor for the whole batch
+                scale = self.method("unsqueeze", scale, 0)
+                mean = self.method("unsqueeze", mean, 0) if centred else None
+            if centred:
+                shift = self.fn(operator.mul, self.fn(operator.neg, mean), scale)
                 if m.affine:
-                    w = m.weight.detach()[field : field + mul].view(1, mul, 1, 1).to(dtype)
-                    scale = self.fn(operator.mul, scale, self.buffer(w, "weight"))
-            else:  # constant scale, computed with the original's ops
-                var = m.running_var.detach()[field : field + mul].view(1, mul, 1, 1).to(dtype)
-                s = (var + m.eps).rsqrt()
-                if m.affine:
-                    s = s * m.weight.detach()[field : field + mul].view(1, mul, 1, 1).to(dtype)
-                scale = self.buffer(s, "scale")
-            block = self.fn(operator.mul, block, scale)
-            if m.affine and centred:
-                b = m.bias.detach()[scalar : scalar + mul].view(1, mul, 1, 1).to(dtype)
-                block = self.fn(operator.add, block, self.buffer(b, "bias"))
-            outs.append(self.method("reshape_as", self.method("flatten", block, 1, 2), piece))
+                    shift = self.fn(operator.add, shift, self.buffer(m.bias.detach()[scalar : scalar + mul].to(dtype), "bias"))
+            scales.append(self.method("repeat_interleave", scale, dim, dim=1))
+            shifts.append(shift if centred else self.fn(torch.zeros_like, scales[-1]))
             field += mul
             scalar += mul if centred else 0
-        return self.fn(torch.cat, outs, dim=1)
+        scale = self.method("unsqueeze", self.fn(torch.cat, scales, dim=1), 2)
+        shift = self.method("unsqueeze", self.fn(torch.cat, shifts, dim=1), 2)
+        return self.method("view_as", self.fn(torch.addcmul, shift, flat, scale), x)
 
     def dropout(self, m: Dropout, x, v: torch.Tensor):
         return x

@@ -117,14 +117,14 @@ class Gate(torch.nn.Module):
         gate_parity = [_activation_parity(a, ir.p, "act_gates") for (_, ir), a in zip(gates, act_gates)]
         # one gate per gated field: field k of the gated irreps uses gate k
         per_field_parity = [p for (mul, _), p in zip(gates, gate_parity) for _ in range(mul)]
-        out_gated, repeat, k = [], [], 0
-        for mul, ir in gated:
+        out_gated, k = [], 0
+        self._gated_blocks = []  # (first channel in the gated part, first gate, fields, 2l+1) per entry
+        for (mul, ir), sl in zip(gated, gated.slices()):
+            self._gated_blocks.append((sl.start, k, mul, ir.dim))
             for _ in range(mul):
                 out_gated.append((1, (ir.l, ir.p * per_field_parity[k])))
-                repeat += [k] * ir.dim
                 k += 1
         self.irreps_out = out_scalars + o3.Irreps(out_gated).simplify()
-        self.register_buffer("_gate_repeat", torch.tensor(repeat, dtype=torch.long), persistent=False)
         self._scalar_slices = [(sl, a) for sl, a in zip(scalars.slices(), self.act_scalars)]
         self._gate_slices = [(sl, a) for sl, a in zip(gates.slices(), self.act_gates)]
 
@@ -164,7 +164,10 @@ class Gate(torch.nn.Module):
             outs.append(self._activate(_take(x, self._scalar_index, self._starts["scalar"]), self._scalar_slices))
         if len(self._gated_index):
             gates = self._activate(_take(x, self._gate_index, self._starts["gate"]), self._gate_slices)
-            outs.append(_take(x, self._gated_index, self._starts["gated"]) * gates.index_select(1, self._gate_repeat))
+            gated = _take(x, self._gated_index, self._starts["gated"])
+            for channel, gate, mul, dim in self._gated_blocks:  # broadcast each gate over its field's components
+                fields = gated[:, channel : channel + mul * dim].unflatten(1, (mul, dim))
+                outs.append((fields * gates[:, gate : gate + mul].unsqueeze(2)).flatten(1, 2))
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
     def extra_repr(self) -> str:

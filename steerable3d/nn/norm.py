@@ -38,35 +38,49 @@ class _FieldNorm(torch.nn.Module):
         """``[B, irreps.dim, X, Y, Z] -> [B, irreps.dim, X, Y, Z]``."""
         check_field(x, self.irreps_in)
         use_batch = self.instance or self.training or not self.track_running_stats
-        reduce = (3,) if self.instance else (0, 3)  # over space (instance) or over batch and space
-        outs, field, scalar = [], 0, 0
+        update = self.training and self.track_running_stats and not self.instance
+        # Statistics per field first, then one x * scale + shift over all channels: autograd keeps only x and
+        # the per-channel factors (no centred copy per block, no concatenation of the output).
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        scale, shift = self.channel_factors(flat, use_batch, update)
+        return torch.addcmul(shift[:, :, None], flat, scale[:, :, None]).view_as(x)
+
+    def channel_factors(self, flat: torch.Tensor, use_batch: bool, update: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel ``(scale, shift)`` ``[B, C]`` with ``output = flat * scale + shift`` for ``flat``
+        ``[B, C, S]``: from the statistics of ``flat`` (``use_batch``) or from the running ones."""
+        batch = flat.shape[0]
+        reduce = (2, 3) if self.instance else (0, 2, 3)  # over space (instance) or over batch and space
+        scales, shifts, field, scalar = [], [], 0, 0
         for mul, l, p, dim, sl in self._fields:
-            block = x[:, sl].reshape(x.shape[0], mul, dim, -1)
+            block = flat[:, sl].unflatten(1, (mul, dim))  # [B, mul, 2l+1, S], a view
             centred = (l, p) == (0, 1)
-            if centred:
-                if use_batch:
-                    mean = block.mean(dim=reduce, keepdim=True)
-                    if self.training and self.track_running_stats and not self.instance:
-                        self._update("running_mean", scalar, mul, mean.detach().flatten())
-                else:
-                    mean = self.running_mean[scalar : scalar + mul].view(1, mul, 1, 1).to(block.dtype)
-                block = block - mean
             if use_batch:
-                var = block.pow(2).mean(dim=2, keepdim=True).mean(dim=reduce, keepdim=True)
-                if self.training and self.track_running_stats and not self.instance:
-                    self._update("running_var", field, mul, var.detach().flatten())
+                if centred:
+                    var, mean = torch.var_mean(block, dim=reduce, correction=0)
+                else:
+                    var, mean = block.pow(2).mean(dim=reduce), None
+                if update:
+                    if centred:
+                        self._update("running_mean", scalar, mul, mean.detach())
+                    self._update("running_var", field, mul, var.detach())
             else:
-                var = self.running_var[field : field + mul].view(1, mul, 1, 1).to(block.dtype)
-            scale = (var + self.eps).rsqrt()
+                var = self.running_var[field : field + mul].to(flat.dtype)
+                mean = self.running_mean[scalar : scalar + mul].to(flat.dtype) if centred else None
+            scale = (var + self.eps).rsqrt()  # [B, mul] (instance) or [mul]
             if self.affine:
-                scale = scale * self.weight[field : field + mul].view(1, mul, 1, 1).to(block.dtype)
-            block = block * scale
-            if self.affine and centred:
-                block = block + self.bias[scalar : scalar + mul].view(1, mul, 1, 1).to(block.dtype)
-            outs.append(block.reshape(x.shape[0], mul * dim, *x.shape[2:]))
+                scale = scale * self.weight[field : field + mul].to(scale.dtype)
+            scale = scale.expand(batch, mul)
+            if centred:
+                shift = -mean * scale
+                if self.affine:
+                    shift = shift + self.bias[scalar : scalar + mul].to(scale.dtype)
+            else:
+                shift = scale.new_zeros(batch, mul * dim)
+            scales.append(scale.repeat_interleave(dim, dim=1))
+            shifts.append(shift)
             field += mul
             scalar += mul if centred else 0
-        return torch.cat(outs, dim=1)
+        return torch.cat(scales, dim=1), torch.cat(shifts, dim=1)
 
     def _update(self, name: str, start: int, count: int, value: torch.Tensor) -> None:
         buffer = getattr(self, name)
