@@ -7,11 +7,12 @@ one, never half of one.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ._files import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
@@ -28,16 +29,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"checkpoint {path}: the directory {path.parent} does not exist")
-    temporary = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
     return path
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 import zlib
 from dataclasses import dataclass
 
@@ -32,6 +31,8 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 from nibabel.spatialimages import HeaderDataError, SpatialImage
 from scipy import ndimage
+
+from .._files import atomic_path
 
 __all__ = ["Volume", "load_nifti", "save_nifti", "to_ras", "from_ras"]
 
@@ -236,18 +237,9 @@ def save_nifti(
         image.set_sform(affine, int(header["sform_code"]) or "aligned")
         image.set_qform(affine, int(header["qform_code"]))
 
-    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else ".nii"
-    # not mkstemp: its 0600 mode would end up on the final file; nibabel's open() applies the umask
-    temporary = os.path.join(directory, f".{name}.tmp-{secrets.token_hex(4)}{suffix}")
-    try:
+    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else ".nii"  # nibabel picks the format by it
+    with atomic_path(path, suffix) as temporary:
         nib.save(image, temporary)
-        with open(temporary, "r+b") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
     return path
 
 
