@@ -350,6 +350,15 @@ class SteerableConv3d(torch.nn.Module):
             pad = [p for p in reversed(padding) for _ in range(2)]
             x = F.pad(x, pad, mode=self.padding_mode)
             padding = 0
+        else:
+            # zeros beyond half the window (TetrisNet pads fully) go in explicitly when a backward pass follows:
+            # oneDNN's backward is up to 2x slower with such padding inside the convolution, its forward faster
+            # (benchmarks/bench_models.py, TetrisNet)
+            half = [min(p, d * (t - 1) // 2) for p, d, t in zip(padding, dilation, kernel.shape[2:])]
+            extra = [p - h for p, h in zip(padding, half)]
+            if any(extra) and torch.is_grad_enabled() and (x.requires_grad or kernel.requires_grad):
+                x = F.pad(x, [e for e in reversed(extra) for _ in range(2)])
+                padding = tuple(half)
         return F.conv3d(x, kernel, bias, self.stride, padding, dilation)
 
     # -- sizes -------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_periodic_images_wrap_around_the_cell():
     open_box = atom_splats(torch.tensor([C]), corner, [C], origin, axes, (16, 16, 16), sigma=0.4)
     volume = 0.25**3
     assert float(periodic.sum()) * volume == pytest.approx(1.0, abs=1e-5)  # nearest images: tails beyond 5 sigma
-    assert float(open_box.sum()) * volume < 0.4  # the open box holds about an eighth-plus of a corner atom
+    assert float(open_box.sum()) * volume < 0.4  # a corner atom lies mostly outside the open box (about 0.3 inside)
     shifted = atom_splats(torch.tensor([C]), corner + 4 * 0.25, [C], origin, axes, (16, 16, 16), sigma=0.4, periodic=True)
     assert torch.allclose(torch.roll(periodic, shifts=(4, 4, 4), dims=(1, 2, 3)), shifted, atol=1e-12)
 
