@@ -115,3 +115,19 @@ def fill_defaults(args, defaults: list[tuple[str, object, object]]) -> None:
     for name, full, quick in defaults:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
+
+
+def add_output_options(parser, quick_help: str) -> None:
+    """The options every script shares: ``--threads``, ``--quick`` (a smoke test that writes no docs unless
+    ``--doc``), ``--doc FILE``, ``--no-doc``."""
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--quick", action="store_true", help=f"smoke test: {quick_help}; no docs unless --doc")
+    parser.add_argument("--doc", type=Path, help=f"markdown file to update (default {DOC.relative_to(DOC.parent.parent)})")
+    parser.add_argument("--no-doc", action="store_true", help="print only")
+
+
+def doc_target(args):
+    """The markdown file a run writes: ``--doc``, else the default unless ``--quick`` or ``--no-doc``."""
+    if args.no_doc:
+        return None
+    return args.doc or (None if args.quick else DOC)

@@ -37,7 +37,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,7 +49,7 @@ from steerable3d import random_rotations
 from steerable3d.nn import SteerableConv3d
 from steerable3d.testing import equivariance_error
 
-from _common import DOC, cpu_model, fill_defaults, infer, rss_mib, run_worker, table, train_and_infer_times, train_step, write_section  # benchmarks/ is the script directory
+from _common import add_output_options, cpu_model, doc_target, fill_defaults, infer, rss_mib, run_worker, table, train_and_infer_times, train_step, write_section  # benchmarks/ is the script directory
 
 MODELS = ("ours", "plain", "e3nn")
 TARGETS = {"train": 1.05, "infer": 1.02, "warm_ms": 50.0}
@@ -283,7 +282,6 @@ def parse_args(argv=None):
     p.add_argument("--kernel-size", type=int, default=5)
     p.add_argument("--size", type=int, default=32, help="cubic volume for timing and memory")
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, help="timed calls per model per round (default 7; 3 with --quick)")
     p.add_argument("--rounds", type=int, help="timing rounds (default 3; 1 with --quick)")
     p.add_argument("--procs", type=int, help="subprocesses per model for construction (default 5; 1 with --quick)")
@@ -291,9 +289,7 @@ def parse_args(argv=None):
     p.add_argument("--crop", type=int, default=8)
     p.add_argument("--rotations", type=int, help="random rotations (default 3; 1 with --quick)")
     p.add_argument("--inits", type=int, help="initializations, seeds 0, 1, ... (default 3; 1 with --quick)")
-    p.add_argument("--quick", action="store_true", help="smoke test: fewer repetitions, 1 round; no docs unless --doc")
-    p.add_argument("--doc", type=Path, help=f"markdown file to update (default {DOC.relative_to(DOC.parent.parent)})")
-    p.add_argument("--no-doc", action="store_true", help="print only")
+    add_output_options(p, "fewer repetitions, 1 round")
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     fill_defaults(args, [("reps", 7, 3), ("rounds", 3, 1), ("procs", 5, 1), ("rotations", 3, 1), ("inits", 3, 1)])
@@ -317,8 +313,8 @@ def main(argv=None) -> None:
     rotation = measure_rotation(args)
     body = report(args, construction, speed, memory, rotation)
     print(body)
-    doc = args.doc or (None if args.quick or args.no_doc else DOC)
-    if doc is not None and not args.no_doc:
+    doc = doc_target(args)
+    if doc is not None:
         write_section(doc, "bench_conv", body)
         print(f"\nwrote {doc} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     else:

@@ -19,13 +19,12 @@ import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from steerable3d.nn import SteerableConv3d
 
-from _common import DOC, cpu_model, fill_defaults, table, train_and_infer_times, write_section  # benchmarks/ is the script directory
+from _common import add_output_options, cpu_model, doc_target, fill_defaults, table, train_and_infer_times, write_section  # benchmarks/ is the script directory
 
 TARGETS = {9: 1.0, 13: 3.0}  # direct / FFT at least this (issue 6)
 
@@ -94,12 +93,9 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, help="cubic volume (default 64; 32 with --quick)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--padding-mode", default="circular", choices=("circular", "zeros"))
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, help="timed calls per backend per round (default 3; 1 with --quick)")
     p.add_argument("--rounds", type=int, help="rounds (default 1)")
-    p.add_argument("--quick", action="store_true", help="smoke test; no docs unless --doc")
-    p.add_argument("--doc", type=Path, help=f"markdown file to update (default {DOC.relative_to(DOC.parent.parent)})")
-    p.add_argument("--no-doc", action="store_true", help="print only")
+    add_output_options(p, "32^3, kernels 3, 9, 13")
     args = p.parse_args(argv)
     fill_defaults(args, [("kernels", list(range(3, 22, 2)), [3, 9, 13]), ("size", 64, 32), ("reps", 3, 1), ("rounds", 1, 1)])
     torch.set_num_threads(args.threads)
@@ -110,8 +106,8 @@ def main(argv=None) -> None:
         results[k] = measure(k, args)
     body = report(args, results)
     print(body)
-    doc = args.doc or (None if args.quick or args.no_doc else DOC)
-    if doc is not None and not args.no_doc:
+    doc = doc_target(args)
+    if doc is not None:
         write_section(doc, "bench_fft", body)
         print(f"\nwrote {doc} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 

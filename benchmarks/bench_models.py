@@ -24,7 +24,6 @@ import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from e3nn import __version__ as e3nn_version
@@ -32,7 +31,7 @@ from e3nn import __version__ as e3nn_version
 from steerable3d.models import EquivariantUNet, TetrisNet
 from steerable3d.nn import SteerableConv3d
 
-from _common import DOC, cpu_model, fill_defaults, infer, rss_mib, run_worker, table, train_and_infer_times, train_step, write_section  # benchmarks/ is the script directory
+from _common import add_output_options, cpu_model, doc_target, fill_defaults, infer, rss_mib, run_worker, table, train_and_infer_times, train_step, write_section  # benchmarks/ is the script directory
 from _counterparts import e3nn_conv, e3nn_counterpart, plain_counterpart
 
 MODELS = ("ours", "plain", "e3nn")
@@ -241,14 +240,11 @@ def report(kind: str, args, construction, speed, memory) -> str:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("unet", "tetris"), nargs="+", default=["unet", "tetris"])
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, help="timed calls per model per round (default 7; 2 with --quick)")
     p.add_argument("--rounds", type=int, help="timing rounds (default 3; 1 with --quick)")
     p.add_argument("--procs", type=int, help="fresh processes for construction (default 3; 1 with --quick)")
     p.add_argument("--large", type=int, help="U-Net peak training memory at this size, batch 1 (default 128; none with --quick)")
-    p.add_argument("--quick", action="store_true", help="smoke test: fewer repetitions, smaller inputs; no docs unless --doc")
-    p.add_argument("--doc", type=Path, help=f"markdown file to update (default {DOC.relative_to(DOC.parent.parent)})")
-    p.add_argument("--no-doc", action="store_true", help="print only")
+    add_output_options(p, "fewer repetitions, smaller inputs")
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     fill_defaults(args, [("reps", 7, 2), ("rounds", 3, 1), ("procs", 3, 1), ("large", 128, 0)])
@@ -263,7 +259,7 @@ def main(argv=None) -> None:
     if args.worker:
         worker(args)
         return
-    doc = args.doc or (None if args.quick or args.no_doc else DOC)
+    doc = doc_target(args)
     for kind in args.model:
         t0 = time.perf_counter()
         print(f"{kind}: construction ...", file=sys.stderr)
@@ -274,7 +270,7 @@ def main(argv=None) -> None:
         memory = measure_memory(kind, args)
         body = report(kind, args, construction, speed, memory)
         print(body + "\n")
-        if doc is not None and not args.no_doc:
+        if doc is not None:
             write_section(doc, f"bench_{kind}", body)
             print(f"wrote the bench_{kind} section of {doc} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
