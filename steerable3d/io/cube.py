@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._files import atomic_path
+from ..data.atoms import grid_points
 
 __all__ = ["Cube", "read_cube", "write_cube", "BOHR_PER_ANGSTROM"]
 
@@ -59,8 +60,7 @@ class Cube:
 
     def points(self) -> torch.Tensor:
         """Positions ``[N1, N2, N3, 3]`` of the grid points."""
-        index = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in self.shape], indexing="ij"), -1)
-        return self.origin + index @ self.axes
+        return grid_points(self.origin, self.axes, self.shape)
 
     def integral(self) -> float:
         """Sum of the values times the voxel volume ``|det(axes)|`` (the electron count of a density)."""

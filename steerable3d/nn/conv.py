@@ -283,10 +283,14 @@ class SteerableConv3d(torch.nn.Module):
             padding[axis] += (len(taps) - 1) // 2
         return k.reshape(o, i, *k.shape[2:]), tuple(padding), tuple(dilation)
 
+    def _weights_frozen(self) -> bool:
+        """Eval mode and no gradient to the weights: the kernel (and its spectrum) can be cached."""
+        return not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
+
     def _conv_plan(self, x: torch.Tensor):
         blur = self._blur_choice(x.shape[2:])
         key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device, self._spacing, blur)
-        use_cache = not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
+        use_cache = self._weights_frozen()
         if use_cache and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         plan = self._strided_kernel(self.kernel(), blur)
@@ -324,8 +328,7 @@ class SteerableConv3d(torch.nn.Module):
             return True
         grid = _fft.work_grid(spatial_shape, taps, padding, circular)
         output = [n + 2 * p - t + 1 for n, p, t in zip(spatial_shape, padding, taps)]
-        training = self.training or (torch.is_grad_enabled() and self.weight.requires_grad)
-        return _fft.relative_cost(batch, output, taps, grid, training) < 1.0
+        return _fft.relative_cost(batch, output, taps, grid, training=not self._weights_frozen()) < 1.0
 
     def _fft_forward(self, x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, padding) -> torch.Tensor:
         circular = self.padding_mode == "circular"
@@ -333,7 +336,7 @@ class SteerableConv3d(torch.nn.Module):
             dtype = torch.promote_types(kernel.dtype, torch.float32)
             grid = _fft.work_grid(x.shape[2:], self.taps, padding, circular)
             key = (self.weight._version, self.weight.data_ptr(), dtype, self.weight.device, self._spacing, grid)
-            use_cache = not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
+            use_cache = self._weights_frozen()
             if use_cache and self._fft_cache is not None and self._fft_cache[0] == key:
                 spectra = self._fft_cache[1]
             else:
