@@ -54,10 +54,15 @@ def test_gradients_match(padding_mode):
         assert relative(b, a) <= 1e-4
 
 
-def test_circular_fft_is_exact_over_the_48_grid_symmetries(float64):
-    _, fft = pair(5, padding_mode="circular")
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
+def test_fft_is_exact_over_the_48_grid_symmetries_with_mixed_parities(float64, padding_mode):
+    irreps = "2x0e + 0o + 1o + 1e + 2e"
+    torch.manual_seed(3)
+    fft = SteerableConv3d(irreps, irreps, 5, padding_mode=padding_mode, backend="fft")
     x = torch.randn(2, fft.irreps_in.dim, 9, 9, 9)
-    assert_equivariant(fft, x, IRREPS, IRREPS, tolerance=1e-10)
+    x[1] = 3.0 * x[1] + 0.5
+    errors = assert_equivariant(fft, x, irreps, irreps, tolerance=1e-10)
+    assert set(errors) == {"0e", "0o", "1o", "1e", "2e"}
 
 
 def test_eval_mode_caches_the_spectrum_until_the_weights_change():
