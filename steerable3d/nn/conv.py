@@ -50,13 +50,19 @@ class SteerableConv3d(torch.nn.Module):
             (FFT where a cost model from ``benchmarks/bench_fft.py`` expects it to be faster, direct
             otherwise). The FFT route builds the kernel spectrum in chunks of output channels and, in eval
             mode, caches it like the kernel.
+        origin: where the grid symmetries are exact with ``stride > 1``: ``"centre"`` (the volume centre,
+            the default) or ``"voxel0"`` (periodic boxes, ``padding_mode="circular"``: output ``j`` sits on
+            input ``j * stride``, the blur is always odd, and sizes divisible by the stride are exact about
+            voxel 0, see :func:`~steerable3d.symmetry.transform_field`). A model must not mix the two: a
+            strided layer exact about voxel 0 is not exact about the centre of an even box.
         shell_width, max_order, moment_order: radial basis options, see :class:`~steerable3d.basis.KernelBasis`.
 
     Exactness: the 48 grid symmetries (about the volume centre) hold to float rounding when every axis
     satisfies ``(N + 2p - k) % s == 0`` for the effective window ``k``. With ``stride=1`` every size is
     exact. With ``stride=2`` and ``antialias=True`` every size is exact (odd blur for ``N + 2p - k`` even,
     even blur otherwise); with ``antialias=False`` odd kernels need odd sizes. For ``stride >= 3`` the blur
-    covers residues 0 and 1 only. :meth:`is_exact` answers for a given input shape.
+    covers residues 0 and 1 only. On periodic boxes, ``origin="voxel0"`` makes strided layers exact about
+    voxel 0 instead, on sizes divisible by the stride. :meth:`is_exact` answers for a given input shape.
 
     In eval mode (and without gradients) the assembled kernel is cached until the weights, dtype, device
     or spacing change; ``state_dict`` keys are the same in both modes.
@@ -82,6 +88,7 @@ class SteerableConv3d(torch.nn.Module):
         parity: bool = True,
         antialias: bool = True,
         backend: str = "direct",
+        origin: str = "centre",
         shell_width: float = SHELL_WIDTH,
         max_order: int | None = None,
         moment_order: int | None = None,
@@ -115,6 +122,11 @@ class SteerableConv3d(torch.nn.Module):
                 f"{self.stride}, dilation {self.dilation}, padding_mode {padding_mode!r}"
             )
         self.backend = backend
+        if origin not in ("centre", "voxel0"):
+            raise ValueError(f"origin: expected 'centre' or 'voxel0', got {origin!r}")
+        if origin == "voxel0" and padding_mode != "circular":
+            raise ValueError(f"origin='voxel0' is for periodic boxes: expected padding_mode='circular', got {padding_mode!r}")
+        self.origin = origin
         self._fft_cache = None
         self.parity = bool(parity)
         self.antialias = bool(antialias)
@@ -247,6 +259,8 @@ class SteerableConv3d(torch.nn.Module):
         """Per axis: ``None`` (no blur), ``False`` (odd blur) or ``True`` (even blur), from the input size."""
         if not self.antialias:
             return (None, None, None)
+        if self.origin == "voxel0":
+            return tuple(None if s == 1 else False for s in self.stride)
         choice = []
         for n, s, p, d, t in zip(spatial, self.stride, self._padding(), self.dilation, self.taps):
             if s == 1:
@@ -367,14 +381,17 @@ class SteerableConv3d(torch.nn.Module):
     # -- sizes -------------------------------------------------------------------------------------------
 
     def is_exact(self, spatial_shape: Sequence[int]) -> bool:
-        """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre)."""
+        """Whether an input of this spatial shape keeps the grid symmetries exact (about the centre, or
+        about voxel 0 with ``origin="voxel0"``)."""
         blur = self._blur_choice(spatial_shape)
         for n, s, p, d, t, b in zip(spatial_shape, self.stride, self._padding(), self.dilation, self.taps, blur):
             k = d * (t - 1) + 1
             if b is not None:  # the blur widens the window and the padding together
                 extra = (len(gaussian_taps(antialias_std(s), b)) - 1)
                 k, p = k + extra, p + extra // 2
-            if not window_is_exact(n, k, s, p):
+            # about voxel 0 on a periodic box: centred odd windows on every stride-th voxel of a whole cycle
+            exact = (n % s == 0 and k % 2 == 1 and 2 * p == k - 1) if self.origin == "voxel0" else window_is_exact(n, k, s, p)
+            if not exact:
                 return False
         return True
 
@@ -382,7 +399,7 @@ class SteerableConv3d(torch.nn.Module):
         return (
             f"{self.irreps_in} -> {self.irreps_out}, kernel_size={self.kernel_size}, taps={self.taps}, "
             f"spacing={self._spacing}, stride={self.stride}, padding={self.padding!r}, "
-            f"padding_mode={self.padding_mode!r}, parity={self.parity}, antialias={self.antialias}, "
+            f"padding_mode={self.padding_mode!r}, parity={self.parity}, antialias={self.antialias}, origin={self.origin!r}, "
             f"weights={self.weight.numel()}"
         )
 

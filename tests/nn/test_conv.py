@@ -52,6 +52,31 @@ def test_exact_for_every_padding_mode(padding_mode, float64):
     assert_equivariant(conv, varied_batch(conv.irreps_in.dim, 7), MIXED_IN, MIXED_OUT, tolerance=1e-10)
 
 
+@pytest.mark.parametrize("stride, size, antialias", [(2, 8, True), (2, 8, False), (3, 9, True), (2, 10, True)])
+def test_periodic_strided_conv_exact_about_voxel0(stride, size, antialias, float64):
+    conv = SteerableConv3d(MIXED_IN, MIXED_OUT, 5, stride=stride, padding_mode="circular", origin="voxel0", antialias=antialias)
+    x = varied_batch(conv.irreps_in.dim, size)
+    assert conv.is_exact((size,) * 3) and conv(x).shape[2:] == (size // stride,) * 3
+    errors = assert_equivariant(conv, x, MIXED_IN, MIXED_OUT, origin="voxel0", tolerance=1e-10)
+    assert set(errors) == {"0e", "0o", "1o", "1e", "2e", "3o"}
+    # the same layer is not exact about the centre of the box (odd windows on every stride-th voxel)
+    assert max(equivariance_error(conv, x, MIXED_IN, MIXED_OUT).values()) > 1e-2
+
+
+def test_voxel0_origin_needs_circular_padding_and_whole_cycles():
+    with pytest.raises(ValueError, match="origin='voxel0' is for periodic boxes: expected padding_mode='circular', got 'zeros'"):
+        SteerableConv3d("0e", "0e", 3, stride=2, origin="voxel0")
+    with pytest.raises(ValueError, match="origin: expected 'centre' or 'voxel0', got 'corner'"):
+        SteerableConv3d("0e", "0e", 3, origin="corner")
+    conv = SteerableConv3d("0e", "0e", 3, stride=2, padding_mode="circular", origin="voxel0")
+    assert conv.is_exact((8, 8, 8)) and not conv.is_exact((9, 8, 8))
+    # the default origin picks an even blur on even sizes: exact about the centre, not about voxel 0
+    centred = SteerableConv3d(MIXED_IN, MIXED_OUT, 5, stride=2, padding_mode="circular")
+    x = varied_batch(centred.irreps_in.dim, 8, torch.float64).float()
+    assert centred.is_exact((8, 8, 8))
+    assert max(equivariance_error(centred, x, MIXED_IN, MIXED_OUT, origin="voxel0").values()) > 1e-2
+
+
 def test_so3_over_24_rotations(float64):
     conv = SteerableConv3d(MIXED_IN, MIXED_OUT, 5, parity=False)
     errors = assert_equivariant(conv, varied_batch(conv.irreps_in.dim, 7), MIXED_IN, MIXED_OUT, parity=False, tolerance=1e-10)
@@ -107,6 +132,26 @@ def _protocol_errors(make, irreps, inits=3):
             for name, e in equivariance_error(layer, x, irreps, irreps, group="continuous", rotations=r[None], crop=8).items():
                 values.setdefault(name, []).append(e)
     return {name: float(np.median(v)) for name, v in values.items()}
+
+
+def test_periodic_conv_rotation_error_on_interior_crops_equals_the_open_one(float64):
+    # a rotation of a periodic box is not defined; on a non-periodic crop, the interior does not see the padding
+    # (the central 7^3 of 25^3: its rotations stay inside the sphere of radius 6.1, far from anything the
+    # padding reaches), so the circular layer's error there is the zero-padded one's, up to the cubic spline's
+    # global prefilter, which carries a trace of the border inwards (1e-4 relative here)
+    irreps = "2x0e + 1o + 2e"
+    torch.manual_seed(0)
+    circular = SteerableConv3d(irreps, irreps, 5, padding_mode="circular")
+    zeros = copy.deepcopy(circular)
+    zeros.padding_mode = "zeros"
+    noise = np.random.default_rng(0).standard_normal((1, 10, 25, 25, 25))
+    x = torch.from_numpy(ndimage.gaussian_filter(noise, sigma=(0, 0, 2, 2, 2)))
+    kwargs = dict(group="continuous", rotations=2, crop=9)
+    periodic, open_box = equivariance_error(circular, x, irreps, irreps, **kwargs), equivariance_error(zeros, x, irreps, irreps, **kwargs)
+    assert periodic == pytest.approx(open_box, rel=5e-4)
+    assert max(periodic.values()) < 5e-3
+    # without the interior mask, the wrapped border dominates
+    assert min(equivariance_error(circular, x, irreps, irreps, group="continuous", rotations=2, crop=0).values()) > 0.1
 
 
 def test_continuous_rotation_error_below_e3nn(float64):
