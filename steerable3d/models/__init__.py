@@ -2,5 +2,6 @@
 
 from .tetris import PlainTetrisCNN, TetrisNet
 from .unet import EquivariantUNet
+from .plain import plain_counterpart
 
-__all__ = ["TetrisNet", "PlainTetrisCNN", "EquivariantUNet"]
+__all__ = ["TetrisNet", "PlainTetrisCNN", "EquivariantUNet", "plain_counterpart"]

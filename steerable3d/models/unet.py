@@ -67,7 +67,8 @@ class _Block(Sequential):
 
 
 class EquivariantUNet(torch.nn.Module):
-    r"""U-Net of steerable convolutions: scalar image channels in, scalar logits (or any scalar maps) out.
+    r"""U-Net of steerable convolutions: scalar image channels in, scalar logits (or any scalar maps, or with
+    ``irreps_out=`` vector and tensor fields) out.
 
     Drop-in for MONAI's ``UNet(spatial_dims, in_channels, out_channels, channels, strides)``: input
     ``[B, in_channels, X, Y, Z]``, output ``[B, out_channels, X, Y, Z]``, both ``0e``.
@@ -81,7 +82,7 @@ class EquivariantUNet(torch.nn.Module):
     * decoder: from level ``i + 1`` back to ``i``, trilinear upsampling by ``strides[i]``, one gated
       convolution to level ``i``'s irreps, concatenation with the encoder's level-``i`` output (the skip),
       and ``convolutions`` gated convolutions;
-    * head: a 1x1x1 convolution to ``out_channels x 0e`` (with bias).
+    * head: a 1x1x1 convolution to ``out_channels x 0e`` or ``irreps_out`` (bias on its ``0e`` channels).
 
     Widths: ``channels[i]`` becomes :func:`irreps_for_width` ``(channels[i])`` (half scalars, a quarter ``1o``
     vectors, a quarter ``2e`` tensors, counted in channels); ``irreps=[...]`` gives every level's irreps
@@ -114,6 +115,9 @@ class EquivariantUNet(torch.nn.Module):
             mode) or ``None``. Instance statistics are taken over the grid-aligned box of the input, whose
             content changes under a continuous rotation and with the patch size; with ``"batch"`` the
             trained network is a fixed local operator (see ``docs/segmentation.md``).
+        irreps_out: output irreps for field-to-field models (e.g. ``"1x1o"`` for a displacement), of dimension
+            ``out_channels``; every irrep must be among the first level's (the head is a 1x1x1 convolution).
+            Default ``out_channels x 0e``.
         checkpointing: activation checkpointing in training: each block (gated convolutions of a level,
             an upsampling step) keeps only its input and recomputes its inside during the backward pass,
             trading about one more forward pass for memory (``docs/benchmarks.md`` has the figures). Also
@@ -146,6 +150,7 @@ class EquivariantUNet(torch.nn.Module):
         padding_mode: str = "zeros",
         norm: str | None = "instance",
         checkpointing: bool = False,
+        irreps_out=None,
     ) -> None:
         super().__init__()
         if spatial_dims != 3:
@@ -175,7 +180,13 @@ class EquivariantUNet(torch.nn.Module):
             self.level_irreps = [as_irreps(ir, f"irreps[{i}]").sort().irreps.simplify() for i, ir in enumerate(irreps)]
         self.parity = bool(parity)
         self.irreps_in = o3.Irreps(f"{in_channels}x0e")
-        self.irreps_out = o3.Irreps(f"{out_channels}x0e")
+        self.irreps_out = o3.Irreps(f"{out_channels}x0e") if irreps_out is None else as_irreps(irreps_out, "irreps_out")
+        if self.irreps_out.dim != out_channels:
+            raise ValueError(f"irreps_out: expected {out_channels} channels (out_channels), got {self.irreps_out} of dimension {self.irreps_out.dim}")
+        reachable = {(ir.l, ir.p) for _, ir in self.level_irreps[0]}
+        missing = [str(ir) for _, ir in self.irreps_out if (ir.l, ir.p) not in reachable]
+        if missing:  # the 1x1x1 head maps each irrep to itself only
+            raise ValueError(f"irreps_out: {', '.join(missing)} not among the first level's irreps {self.level_irreps[0]}")
         self._spacing = as_spacing(spacing)
         levels = self._level_spacings(self._spacing)
 
