@@ -1,10 +1,13 @@
-"""Command line: ``steerable3d --version``, ``check``, ``tetris``, ``segment train|predict``, ``mni152``."""
+"""Command line: ``steerable3d --version``, ``check``, ``tetris``, ``segment train|predict``, ``mni152``,
+``density``, ``cosmology``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -147,17 +150,74 @@ def mni152(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = protocol.run(tasks=args.task, patches=args.patches, steps=args.steps, rotations=args.rotations,
                            seed=args.seed, progress=progress_bar())
-    tables = protocol.format_tables(results)
-    print()
-    print(tables)
-    print(f"wall time {time.perf_counter() - start:.0f} s ({torch.get_num_threads()} threads)")
-    if args.json:
-        protocol.save_results(results, args.json)
-        print(f"results saved to {args.json}")
-    if args.plot:
-        protocol.plot_learning_curves(results, args.plot)
-        print(f"figure saved to {args.plot}")
+    _report(protocol.format_tables(results), start, args.json, lambda path: protocol.save_results(results, path),
+            args.plot, lambda path: protocol.plot_learning_curves(results, path))
     return 0
+
+
+def _report(table: str, start: float, json_path, save, plot_path, plot) -> None:
+    """Print a protocol's tables and wall time; save its scores and figure where asked."""
+    print()
+    print(table)
+    print(f"wall time {time.perf_counter() - start:.0f} s ({torch.get_num_threads()} threads)")
+    if json_path:
+        save(json_path)
+        print(f"results saved to {json_path}")
+    if plot_path:
+        plot(plot_path)
+        print(f"figure saved to {plot_path}")
+
+
+def _default_cache(name: str) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "steerable3d"
+    root.mkdir(parents=True, exist_ok=True)
+    return root / name
+
+
+def density(args: argparse.Namespace) -> int:
+    """The electron-density protocol of :mod:`steerable3d.workflows.density`: print the table, save it."""
+    from .workflows import density as protocol
+    from .workflows.tetris import progress_bar
+
+    if args.steps < 1 or not args.molecules or min(args.molecules) < 1:
+        raise ValueError(f"--steps and --molecules: expected positive counts, got {args.steps} and {args.molecules}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = None if args.cache == "none" else (
+        _default_cache(f"g2-densities-{args.grid}-{args.spacing:g}-{args.test}-{args.seed}-{args.pool or 'all'}.pt") if args.cache == "auto" else Path(args.cache))
+    start = time.perf_counter()
+    trained: dict = {}
+    results = protocol.run(sizes=args.molecules, steps=args.steps, size=args.grid, spacing=args.spacing, test=args.test,
+                           seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool)
+    _report(protocol.format_table(results), start, args.json, lambda path: protocol.save_results(results, path), args.plot,
+            lambda path: protocol.plot_results(results, path, example=(trained["sets"]["rotated"], trained["EquivariantUNet"])))
+    return 0
+
+
+def cosmology(args: argparse.Namespace) -> int:
+    """The cosmology protocol of :mod:`steerable3d.workflows.cosmology`: print the tables, save them."""
+    from .workflows import cosmology as protocol
+    from .workflows.tetris import progress_bar
+
+    if args.steps < 1 or args.test < 1:
+        raise ValueError(f"--steps and --test: expected positive counts, got {args.steps} and {args.test}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    trained: dict = {}
+    results = protocol.run(tasks=args.task, steps=args.steps, size=args.size, box_size=args.box, test=args.test, seed=args.seed,
+                           progress=progress_bar(), trained=trained)
+    _report(protocol.format_table(results, args.size, args.box), start, args.json, lambda path: protocol.save_results(results, path),
+            args.plot, lambda path: protocol.plot_results(results, path, args.size, args.box, example=trained[args.task[0], "EquivariantUNet"]))
+    return 0
+
+
+def _protocol_options(parser: argparse.ArgumentParser, plot_help: str) -> None:
+    """The options every protocol command shares: seed, threads, JSON scores, figure."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", metavar="FILE", help="save every score to this JSON file")
+    parser.add_argument("--plot", metavar="PNG", help=plot_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,11 +310,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patches", type=int, nargs="+", default=[16, 64, 256], help="training pool sizes (learning curve)")
     p.add_argument("--steps", type=int, default=500, help="training steps of batch 2 (default 500)")
     p.add_argument("--rotations", type=int, default=4, help="random rotations of the test cube (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--json", metavar="FILE", help="save every score to this JSON file")
-    p.add_argument("--plot", metavar="PNG", help="save the learning curves to this file (needs matplotlib)")
+    _protocol_options(p, "save the learning curves to this file (needs matplotlib)")
     p.set_defaults(func=mni152)
+
+    p = sub.add_parser(
+        "density", help="electron densities: correct the superposition of atomic densities toward DFT (needs pyscf, ase)",
+        description="Make PBE/6-31G densities of ASE's G2 molecules with PySCF (cached), train the EquivariantUNet and a "
+        "MONAI UNet of similar size to correct the superposition of atomic densities, and print the held-out NMAE, "
+        "unrotated and on rotated molecules, against the number of training molecules (needs pyscf, ase, monai).",
+    )
+    p.add_argument("--molecules", type=int, nargs="+", default=[4, 16, 57], help="training-set sizes (learning curve; the pool has 73 - --test)")
+    p.add_argument("--steps", type=int, default=2000, help="training steps of batch 2 (default 2000)")
+    p.add_argument("--grid", type=int, default=24, help="voxels per axis (a multiple of 4; default 24)")
+    p.add_argument("--spacing", type=float, default=0.7, help="voxel size in Bohr (default 0.7)")
+    p.add_argument("--test", type=int, default=16, help="held-out molecules (default 16)")
+    p.add_argument("--pool", type=int, default=None, help="keep only this many training molecules (quick runs; default all)")
+    p.add_argument("--cache", default="auto", help="file for the DFT densities ('auto': ~/.cache/steerable3d/..., 'none': recompute)")
+    _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")
+    p.set_defaults(func=density)
+
+    p = sub.add_parser(
+        "cosmology", help="periodic boxes: Zel'dovich displacement and evolved density from the linear density",
+        description="Train the EquivariantUNet (circular padding) and the plain CNN of the same graph on Gaussian random "
+        "fields, to predict the Zel'dovich displacement (a vector field) or the cloud-in-cell density of the moved "
+        "particles, and print the transfer function and cross-correlation per k shell.",
+    )
+    p.add_argument("--task", nargs="+", choices=("displacement", "density"), default=["displacement", "density"])
+    p.add_argument("--steps", type=int, default=600, help="training steps of batch 2 (default 600)")
+    p.add_argument("--size", type=int, default=24, help="voxels per axis (a multiple of 4; default 24)")
+    p.add_argument("--box", type=float, default=96.0, help="box side in Mpc/h (default 96)")
+    p.add_argument("--test", type=int, default=8, help="test fields (default 8)")
+    _protocol_options(p, "save T(k), r(k) and field slices (needs matplotlib)")
+    p.set_defaults(func=cosmology)
     return parser
 
 

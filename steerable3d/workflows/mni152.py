@@ -23,8 +23,6 @@ Input intensities are divided by the mean T1 of the training region's brain voxe
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from ..inference import sliding_window
 from ..metrics import dice
 from ..models import EquivariantUNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
+from ._results import load_records, save_records
 
 __all__ = [
     "CORNER", "SIZE", "RADIUS", "TRAIN_Y", "Split", "make_split", "build_models", "patch_pool", "train_model", "evaluate",
@@ -238,14 +237,12 @@ def format_tables(results: Sequence[Result]) -> str:
 
 
 def save_results(results: Sequence[Result], path) -> None:
-    """Every score as JSON (a list of :class:`Result` fields); :func:`load_results` reads it back."""
-    with open(path, "w") as handle:
-        json.dump([dataclasses.asdict(r) for r in results], handle, indent=1)
+    """Every score as JSON (a list of :class:`Result` fields), written atomically; :func:`load_results` reads it back."""
+    save_records(results, path)
 
 
 def load_results(path) -> list[Result]:
-    with open(path) as handle:
-        return [Result(**r) for r in json.load(handle)]
+    return load_records(Result, path)
 
 
 def plot_learning_curves(results: Sequence[Result], path) -> None:

@@ -1,0 +1,313 @@
+"""Electron densities from the superposition of atomic densities: a held-out test on real DFT densities.
+
+Protocol (atomic units; see :mod:`steerable3d.data.density`):
+
+* molecules: the 73 closed-shell H/C/N/O/F molecules of ASE's G2 collection; a fixed random split (seed
+  ``seed``) holds ``test`` of them out, the others form the training pool;
+* grid: ``size^3`` voxels of ``spacing`` Bohr centred on the molecule (default 24^3 at 0.7 Bohr, a
+  16.8 Bohr box: at least 3 Bohr of vacuum around every atom);
+* input: the per-element superposition of free-atom densities (5 ``0e`` channels, voxel averages);
+  target: the PBE/6-31G density (voxel averages, integrating to the electron count to 0.1%);
+* models (:class:`DensityModel`): ``prediction = superposition * exp(gain * net(asinh(channels / 0.1)))``,
+  where ``net`` is an O(3)-equivariant :class:`~steerable3d.models.EquivariantUNet` (16/32/64 channels) or a
+  plain MONAI ``UNet`` of a similar size (6/12/24 channels, one residual unit), both with batch norm (in
+  eval mode a fixed local operator, whatever the molecule's size), trained the same way (Adam, cosine
+  learning rate from ``lr``, batch 2, loss = the NMAE of each molecule), on the first ``n`` molecules of
+  the shuffled pool for every ``n`` of the learning curve;
+* test conditions: the held-out molecules as ASE gives them, and each rotated by a random rotation about
+  its centre (a new DFT density of the rotated molecule);
+* score: NMAE ``sum |pred - target| / sum |target|`` per molecule, averaged over the held-out molecules;
+  the superposition itself is the baseline.
+
+Inputs and targets are computed once and cached (``cache=``): about 4 minutes of PySCF on 2 cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .._files import atomic_path
+from ..data.atoms import atomic_superposition
+from ..data.density import ELEMENTS, centred_grid, dft_density, g2_molecules
+from ..models import EquivariantUNet
+from ..symmetry import grid_symmetries, random_rotations, transform_field
+from ._results import load_records, save_records
+from ._training import train_steps
+
+__all__ = [
+    "DensitySet", "make_set", "load_or_make_sets", "split_names", "DensityModel", "build_models", "train_model",
+    "evaluate", "grid_error", "Result", "run", "format_table", "save_results", "load_results", "plot_results",
+]
+
+SCALE = 0.1  # electrons / Bohr^3: inputs are compressed by asinh(x / SCALE), the network's output times it
+
+
+@dataclass
+class DensitySet:
+    """Molecules on a common grid: ``inputs [M, len(ELEMENTS), N, N, N]`` (per-element superposition of
+    atomic densities), ``targets [M, 1, N, N, N]`` (DFT), both float32 voxel averages in electrons /
+    Bohr^3; ``rotations [M, 3, 3]`` applied to each molecule; ``electrons [M]``."""
+
+    names: list[str]
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    rotations: torch.Tensor
+    electrons: torch.Tensor
+    spacing: float
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def superposition(self) -> torch.Tensor:
+        """The baseline prediction ``[M, 1, N, N, N]``: the sum of the element channels."""
+        return self.inputs.sum(1, keepdim=True)
+
+
+def make_set(names: Sequence[str], size: int, spacing: float, rotations: torch.Tensor | None = None, *,
+             basis: str = "6-31g", xc: str = "pbe", progress: Callable | None = None, description: str = "DFT") -> DensitySet:
+    """DFT targets and superposition inputs of the G2 molecules ``names`` (optionally each rotated by
+    ``rotations [M, 3, 3]`` about its centre) on the centred grid ``size^3`` x ``spacing`` Bohr."""
+    molecules = g2_molecules()
+    rotations = torch.eye(3, dtype=torch.float64).expand(len(names), 3, 3) if rotations is None else rotations.to(torch.float64)
+    origin, axes = centred_grid(size, spacing)
+    inputs, targets, electrons = [], [], []
+    for name, rotation in zip(progress(names, desc=description, leave=False) if progress else names, rotations):
+        numbers, positions = molecules[name]
+        positions = positions @ rotation.T
+        targets.append(dft_density(numbers, positions, size, spacing, basis=basis, xc=xc)[None])
+        inputs.append(atomic_superposition(numbers, positions, ELEMENTS, origin, axes, (size,) * 3, basis=basis))
+        electrons.append(int(numbers.sum()))
+    return DensitySet(list(names), torch.stack(inputs).float(), torch.stack(targets).float(), rotations.clone(),
+                      torch.tensor(electrons), spacing)
+
+
+def split_names(test: int = 16, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``(pool, held_out)``: the G2 molecule names shuffled with ``seed``; the last ``test`` are held out."""
+    names = list(g2_molecules())
+    if not 1 <= test < len(names):
+        raise ValueError(f"test: expected 1 to {len(names) - 1} held-out molecules, got {test!r}")
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [names[i] for i in order]
+    return shuffled[:-test], shuffled[-test:]
+
+
+def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed: int = 0, cache: str | Path | None = None,
+                      progress: Callable | None = None, log: Callable[[str], None] = print, pool: int | None = None) -> dict[str, DensitySet]:
+    """The three sets of the protocol, ``{"train": pool, "test": held out, "rotated": held out rotated}``,
+    read from ``cache`` when it holds the same settings, else computed (and written there atomically).
+    ``pool`` keeps only the first molecules of the training pool (quick runs)."""
+    settings = {"size": size, "spacing": spacing, "test": test, "seed": seed, "basis": "6-31g", "xc": "pbe", "pool": pool}
+    if cache is not None and Path(cache).exists():
+        stored = torch.load(cache, weights_only=False)
+        if stored.get("settings") == settings:
+            log(f"density sets read from {cache}")
+            return {k: DensitySet(**v) for k, v in stored["sets"].items()}
+        log(f"{cache} holds other settings ({stored.get('settings')}); recomputing")
+    names, held_out = split_names(test, seed)
+    names = names[:pool]
+    start = time.perf_counter()
+    sets = {
+        "train": make_set(names, size, spacing, progress=progress, description="DFT, training pool"),
+        "test": make_set(held_out, size, spacing, progress=progress, description="DFT, held out"),
+        "rotated": make_set(held_out, size, spacing, random_rotations(len(held_out), seed=seed + 1), progress=progress,
+                            description="DFT, held out rotated"),
+    }
+    log(f"{len(names) + 2 * len(held_out)} DFT densities in {time.perf_counter() - start:.0f} s")
+    if cache is not None:
+        with atomic_path(cache) as temporary:
+            torch.save({"settings": settings, "sets": {k: dataclasses.asdict(v) for k, v in sets.items()}}, temporary)
+    return sets
+
+
+class DensityModel(torch.nn.Module):
+    """``prediction = superposition * exp(gain * net(asinh(inputs / SCALE)))``: a correction factor to the
+    superposition of atomic densities. ``[B, E, X, Y, Z] -> [B, 1, X, Y, Z]`` (electrons / Bohr^3).
+
+    ``asinh`` compresses the four decades between core and valence densities; a factor keeps the density
+    positive and the vacuum empty, and spans the orders of magnitude by which free-atom tails differ from
+    molecular ones. The scalar ``gain`` starts at 0, so training starts from the superposition. Every
+    step acts voxel by voxel on scalar channels, so the model is as equivariant as ``net``.
+    """
+
+    def __init__(self, net: torch.nn.Module, elements: int = len(ELEMENTS)) -> None:
+        super().__init__()
+        self.net = net
+        self.gain = torch.nn.Parameter(torch.zeros(()))
+        self.irreps_in = f"{elements}x0e"
+        self.irreps_out = "1x0e"
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        guess = inputs.sum(1, keepdim=True)
+        return guess * torch.exp(self.gain * self.net(torch.asinh(inputs / SCALE)))
+
+
+def build_models(spacing: float = 0.7) -> dict[str, Callable[[], DensityModel]]:
+    """The two networks, by name (constructors, so each run starts from its own seed)."""
+    from monai.networks.nets import UNet
+
+    elements = len(ELEMENTS)
+    return {
+        "EquivariantUNet": lambda: DensityModel(
+            EquivariantUNet(3, elements, 1, (16, 32, 64), (2, 2), parity=True, spacing=spacing, norm="batch")),
+        "MONAI UNet": lambda: DensityModel(UNet(3, elements, 1, (6, 12, 24), (2, 2), num_res_units=1, norm="batch")),
+    }
+
+
+def _batch_nmae(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-molecule NMAE ``[B]`` of ``[B, 1, X, Y, Z]`` fields."""
+    return (prediction - target).abs().flatten(1).sum(1) / target.abs().flatten(1).sum(1)
+
+
+def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *, batch_size: int = 2, lr: float = 3e-3,
+                seed: int = 0, progress: Callable | None = None, description: str = "train") -> tuple[list[float], float]:
+    """Adam with a cosine learning rate on the first ``count`` molecules of ``data``, loss the mean
+    per-molecule NMAE of a random batch. Returns (losses, seconds)."""
+    def batch_loss(generator: torch.Generator) -> torch.Tensor:
+        picks = torch.randint(count, (batch_size,), generator=generator)
+        return _batch_nmae(model(data.inputs[picks]), data.targets[picks]).mean()
+
+    return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="nmae")
+
+
+@torch.no_grad()
+def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], data: DensitySet, batch_size: int = 4) -> list[float]:
+    """Per-molecule NMAE of ``predict`` (inputs ``[B, E, ...]`` -> densities ``[B, 1, ...]``) on ``data``."""
+    scores = []
+    for start in range(0, len(data), batch_size):
+        chunk = slice(start, start + batch_size)
+        scores += _batch_nmae(predict(data.inputs[chunk]), data.targets[chunk]).tolist()
+    return scores
+
+
+@torch.no_grad()
+def grid_error(model: torch.nn.Module, inputs: torch.Tensor, parity: bool = True) -> float:
+    """Largest ``max |f(g x) - g f(x)| / max |f(x)|`` over the grid symmetries ``g`` (48 with ``parity``, else
+    24), for inputs ``[B, E, X, Y, Z]``; float rounding (about 1e-7) for an equivariant model."""
+    model.eval()
+    output = model(inputs)
+    worst = 0.0
+    for g in grid_symmetries(parity):
+        moved = model(transform_field(inputs, f"{inputs.shape[1]}x0e", g))
+        worst = max(worst, float((moved - transform_field(output, "1x0e", g)).abs().max() / output.abs().max()))
+    return worst
+
+
+@dataclass
+class Result:
+    model: str
+    molecules: int
+    parameters: int
+    train_seconds: float
+    final_loss: float
+    nmae: dict[str, list[float]] = field(default_factory=dict)
+    grid_error: float = math.nan
+
+
+def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, spacing: float = 0.7, test: int = 16,
+        seed: int = 0, cache: str | Path | None = None, progress: Callable | None = None,
+        log: Callable[[str], None] = print, trained: dict | None = None, pool: int | None = None) -> list[Result]:
+    """The whole protocol: the baseline and, for every training-set size of ``sizes``, both networks.
+    With a dict ``trained``, it receives ``"sets"`` and, per network name, the model trained on the most
+    molecules (for :func:`plot_results`)."""
+    sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool)
+    if trained is not None:
+        trained["sets"] = sets
+    training = sets["train"]
+    if max(sizes) > len(training) or min(sizes) < 1:
+        raise ValueError(f"sizes: expected training-set sizes from 1 to {len(training)} (the pool), got {list(sizes)}")
+    conditions = {"held out": sets["test"], "held out, rotated": sets["rotated"]}
+    results = [Result("superposition of atoms", 0, 0, 0.0, math.nan,
+                      {k: evaluate(lambda x: x.sum(1, keepdim=True), v) for k, v in conditions.items()})]
+    log(f"superposition baseline: NMAE {100 * np.mean(results[0].nmae['held out']):.2f}%")
+    for n in sizes:
+        for name, build in build_models(spacing).items():
+            torch.manual_seed(seed)
+            model = build()
+            losses, seconds = train_model(model, training, n, steps, seed=seed, progress=progress, description=f"{name} n={n}")
+            result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
+                            {k: evaluate(model, v) for k, v in conditions.items()},
+                            grid_error(model, sets["test"].inputs[:2]))
+            results.append(result)
+            if trained is not None and n == max(sizes):
+                trained[name] = model
+            log(f"{name} n={n}: train NMAE {100 * result.final_loss:.2f}%, {seconds:.0f} s, held-out NMAE " +
+                ", ".join(f"{k} {100 * np.mean(v):.2f}%" for k, v in result.nmae.items()) + f", grid error {result.grid_error:.1e}")
+    return results
+
+
+def format_table(results: Sequence[Result]) -> str:
+    """Markdown table: held-out NMAE (mean +- std over molecules, %) per model and training-set size."""
+    conditions = list(results[0].nmae)
+    lines = ["| model | training molecules | parameters | " + " | ".join(f"NMAE {c} (%)" for c in conditions) +
+             " | grid-symmetry error | training time |", "|---" * (5 + len(conditions)) + "|"]
+    for r in results:
+        cells = [f"{100 * np.mean(r.nmae[c]):.2f} +- {100 * np.std(r.nmae[c]):.2f}" for c in conditions]
+        error = "" if math.isnan(r.grid_error) else f"{r.grid_error:.1e}"
+        seconds = f"{r.train_seconds:.0f} s" if r.train_seconds else ""
+        lines.append(f"| {r.model} | {r.molecules or ''} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
+    return "\n".join(lines)
+
+
+def save_results(results: Sequence[Result], path) -> None:
+    """Every score as JSON (a list of :class:`Result` fields), written atomically; :func:`load_results` reads it back."""
+    save_records(results, path)
+
+
+def load_results(path) -> list[Result]:
+    return load_records(Result, path)
+
+
+def plot_results(results: Sequence[Result], path, example: tuple[DensitySet, DensityModel] | None = None) -> None:
+    """Learning curves (held-out NMAE against training molecules; solid unrotated, dashed rotated; the
+    baseline as a grey line) and, with ``example = (set, model)``, the central slice of the first
+    molecule's target, superposition, prediction and error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 5 if example else 1
+    figure, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.6), squeeze=False)
+    curve = axes[0, 0]
+    baseline = [r for r in results if not r.molecules]
+    for r in baseline:
+        curve.axhline(100 * np.mean(r.nmae["held out"]), color="grey", lw=1, label=r.model)
+    for colour, model in zip(("C0", "C3"), sorted({r.model for r in results if r.molecules})):
+        points = sorted((r for r in results if r.model == model), key=lambda r: r.molecules)
+        n = [r.molecules for r in points]
+        for style, condition in (("-o", "held out"), ("--s", "held out, rotated")):
+            curve.plot(n, [100 * np.mean(r.nmae[condition]) for r in points], style, color=colour, label=f"{model}, {condition}")
+    curve.set(xscale="log", yscale="log", xlabel="training molecules", ylabel="held-out NMAE (%)")
+    sizes = sorted({r.molecules for r in results if r.molecules})
+    curve.set_xticks(sizes, [str(n) for n in sizes], minor=False)
+    curve.set_xticks([], minor=True)
+    curve.legend(fontsize=7)
+    if example:
+        data, model = example
+        with torch.no_grad():
+            prediction = model(data.inputs[:1])[0, 0]
+        middle = data.targets.shape[-1] // 2
+        target, guess = data.targets[0, 0], data.superposition()[0, 0]
+        images = [(target, "DFT density"), (guess, "superposition"), (prediction, "prediction"),
+                  (prediction - target, "prediction - DFT")]
+        for ax, (image, title) in zip(axes[0, 1:], images):
+            slab = image[:, :, middle].T.numpy()
+            if title.startswith("prediction -"):
+                bound = float(np.abs(slab).max())
+                shown = ax.imshow(slab, origin="lower", cmap="RdBu_r", vmin=-bound, vmax=bound)
+            else:
+                shown = ax.imshow(np.arcsinh(slab / SCALE), origin="lower", cmap="viridis")
+            ax.set_title(f"{data.names[0]}: {title}", fontsize=9)
+            ax.set_axis_off()
+            figure.colorbar(shown, ax=ax, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
