@@ -199,14 +199,14 @@ def cosmology(args: argparse.Namespace) -> int:
     from .workflows import cosmology as protocol
     from .workflows.tetris import progress_bar
 
-    if args.steps < 1 or args.test < 1:
-        raise ValueError(f"--steps and --test: expected positive counts, got {args.steps} and {args.test}")
+    if args.steps < 1 or args.test < 1 or (args.train_boxes is not None and args.train_boxes < 1):
+        raise ValueError(f"--steps, --test and --train-boxes: expected positive counts, got {args.steps}, {args.test} and {args.train_boxes}")
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     trained: dict = {}
     results = protocol.run(tasks=args.task, steps=args.steps, size=args.size, box_size=args.box, test=args.test, seed=args.seed,
-                           progress=progress_bar(), trained=trained)
+                           progress=progress_bar(), trained=trained, train_boxes=args.train_boxes)
     _report(protocol.format_table(results, args.size, args.box), start, args.json, lambda path: protocol.save_results(results, path),
             args.plot, lambda path: protocol.plot_results(results, path, args.size, args.box, example=trained[args.task[0], "EquivariantUNet"]))
     return 0
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=24, help="voxels per axis (a multiple of 4; default 24)")
     p.add_argument("--box", type=float, default=96.0, help="box side in Mpc/h (default 96)")
     p.add_argument("--test", type=int, default=8, help="test fields (default 8)")
+    p.add_argument("--train-boxes", type=int, default=None,
+                   help="train on a fixed set of this many boxes, as with simulations (default: fresh fields every step)")
     _protocol_options(p, "save T(k), r(k) and field slices (needs matplotlib)")
     p.set_defaults(func=cosmology)
     return parser

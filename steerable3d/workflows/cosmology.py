@@ -115,10 +115,16 @@ def build_models(task: FieldTask) -> dict[str, Callable[[], torch.nn.Module]]:
 
 
 def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_size: int = 2, lr: float = 2e-3, seed: int = 0,
-                progress: Callable | None = None, description: str = "train") -> tuple[list[float], float]:
-    """Adam with a cosine learning rate, mean squared error on fresh fields every step. Returns (losses, seconds)."""
+                progress: Callable | None = None, description: str = "train",
+                boxes: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[list[float], float]:
+    """Adam with a cosine learning rate, mean squared error on fresh fields every step, or on batches
+    drawn from a fixed training set ``boxes = (delta, target)`` (as simulations are). Returns (losses, seconds)."""
     def batch_loss(generator: torch.Generator) -> torch.Tensor:
-        delta, target = task.sample(batch_size, generator)
+        if boxes is None:
+            delta, target = task.sample(batch_size, generator)
+        else:
+            picks = torch.randint(len(boxes[0]), (batch_size,), generator=generator)
+            delta, target = boxes[0][picks], boxes[1][picks]
         return torch.nn.functional.mse_loss(model(delta), target)
 
     return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="mse")
@@ -167,17 +173,20 @@ def low_k(result: Result, task: FieldTask) -> np.ndarray:
 
 def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, size: int = 24, box_size: float = 96.0,
         test: int = 8, seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
-        trained: dict | None = None) -> list[Result]:
-    """The whole protocol: both networks on every task. With a dict ``trained``, it receives
+        trained: dict | None = None, train_boxes: int | None = None) -> list[Result]:
+    """The whole protocol: both networks on every task, on fresh fields every step or, with
+    ``train_boxes``, on a fixed training set of that many boxes. With a dict ``trained``, it receives
     ``(task name, model name) -> (FieldTask, model)`` (for :func:`plot_results`)."""
     results = []
     for name in tasks:
         task = FieldTask(name, size, box_size)
         test_fields = task.sample(test, torch.Generator().manual_seed(10_000 + seed))
+        boxes = None if train_boxes is None else task.sample(train_boxes, torch.Generator().manual_seed(20_000 + seed))
         for model_name, build in build_models(task).items():
             torch.manual_seed(seed)
             model = build()
-            losses, seconds = train_model(model, task, steps, seed=seed, progress=progress, description=f"{name}: {model_name}")
+            losses, seconds = train_model(model, task, steps, seed=seed, progress=progress, description=f"{name}: {model_name}",
+                                          boxes=boxes)
             result = Result(name, model_name, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             evaluate(model, task, test_fields), grid_error(model, task, test_fields[0][:2]))
             results.append(result)

@@ -176,7 +176,7 @@ def intensity_predictor(split: Split, bins: int = 64) -> Callable[[torch.Tensor]
     counts = torch.zeros(bins, int(labels.max()) + 1)
     counts.index_put_((torch.bucketize(values, edges), labels), torch.ones(len(values)), accumulate=True)
     table = counts.argmax(1)
-    return lambda image: table[torch.bucketize(image[0], edges)]
+    return lambda image: table[torch.bucketize(image[0].contiguous(), edges)]  # rotated test cubes are strided views
 
 
 @dataclass

@@ -40,7 +40,7 @@ def test_small_displacement_model_correlates_at_low_k_and_is_exact_on_the_grid()
 
 
 def test_cli_prints_the_tables_and_saves_the_figure(tmp_path, capsys):
-    argv = ["cosmology", "--steps", "2", "--size", "8", "--box", "32", "--test", "2", "--json", str(tmp_path / "c.json"),
+    argv = ["cosmology", "--steps", "2", "--size", "8", "--box", "32", "--test", "2", "--train-boxes", "3", "--json", str(tmp_path / "c.json"),
             "--plot", str(tmp_path / "c.png")]
     assert main(argv) == 0
     out = capsys.readouterr().out
