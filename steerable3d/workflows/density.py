@@ -104,6 +104,8 @@ def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed
     """The three sets of the protocol, ``{"train": pool, "test": held out, "rotated": held out rotated}``,
     read from ``cache`` when it holds the same settings, else computed (and written there atomically).
     ``pool`` keeps only the first molecules of the training pool (quick runs)."""
+    if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
+        raise ValueError(f"pool: expected None or a positive number of training molecules, got {pool!r}")
     settings = {"size": size, "spacing": spacing, "test": test, "seed": seed, "basis": "6-31g", "xc": "pbe", "pool": pool}
     if cache is not None and Path(cache).exists():
         stored = torch.load(cache, weights_only=False)

@@ -49,3 +49,8 @@ def test_cli_runs_the_protocol_and_saves_tables_and_figure(tmp_path, capsys):
     assert len(results) == 5 and set(results[0].nmae) == {"held out", "held out, rotated"}
     assert (tmp_path / "d.png").stat().st_size > 20_000
     assert main(argv) == 0 and "read from" in capsys.readouterr().out  # the second run reads the cached densities
+
+
+def test_cli_names_bad_counts(capsys):
+    assert main(["density", "--pool", "0", "--cache", "none"]) == 2
+    assert "pool: expected None or a positive number of training molecules, got 0" in capsys.readouterr().err
