@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["grid_points", "voxel_subsamples", "atom_splats", "voxel_averages", "atomic_superposition", "atomic_density_profile"]
+__all__ = ["grid_points", "centred_grid", "atom_splats", "voxel_averages", "atomic_superposition", "atomic_density_profile"]
 
 
 def grid_points(origin: torch.Tensor, axes: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
@@ -25,11 +25,20 @@ def grid_points(origin: torch.Tensor, axes: torch.Tensor, shape: Sequence[int]) 
     return origin.to(axes.dtype) + index @ axes
 
 
-def voxel_subsamples(origin: torch.Tensor, axes: torch.Tensor, shape: Sequence[int], subsamples: int) -> torch.Tensor:
-    """Positions ``[N1, N2, N3, s^3, 3]`` of ``s = subsamples`` points per axis in every voxel (the voxel of
-    grid point ``p`` is the cell ``p + [-1/2, 1/2)^3`` in grid steps; its points sit at the centres of
-    ``s^3`` equal sub-cells), so the mean over the last-but-one axis is a voxel average by the midpoint rule."""
-    return grid_points(origin, axes, shape)[..., None, :] + _subcell_offsets(axes, subsamples)
+def centred_grid(size: int, spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(origin [3], axes [3, 3])`` of a centred cubic grid of ``size^3`` points ``spacing`` apart (float64):
+    point ``i`` at ``(i - (size - 1) / 2) * spacing`` on every axis."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size: expected a positive int (points per axis), got {size!r}")
+    if not spacing > 0:
+        raise ValueError(f"spacing: expected a positive length, got {spacing!r}")
+    origin = torch.full((3,), -(size - 1) / 2 * spacing, dtype=torch.float64)
+    return origin, torch.eye(3, dtype=torch.float64) * spacing
+
+
+def _cell(axes: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """The periodic cell ``[3, 3]`` of a grid: row ``i`` is ``shape[i] * axes[i]``."""
+    return axes * torch.tensor(list(shape), dtype=axes.dtype, device=axes.device)[:, None]
 
 
 def _subcell_offsets(axes: torch.Tensor, subsamples: int) -> torch.Tensor:
@@ -66,8 +75,7 @@ def voxel_averages(
     points_per_axis = torch.full((len(centres),), subsamples, dtype=torch.long, device=centres.device)
     if sharp_points is not None and len(sharp_points):
         half_diagonal = 0.5 * float(axes.sum(0).norm())
-        cell = axes * torch.tensor(list(shape), dtype=axes.dtype, device=axes.device)[:, None]
-        offsets = _nearest_image(centres[:, None, :] - sharp_points.to(centres.dtype), cell, periodic)
+        offsets = _nearest_image(centres[:, None, :] - sharp_points.to(centres.dtype), _cell(axes, shape), periodic)
         distance = offsets.norm(dim=-1).min(1).values
         for radius, s in refinements:
             points_per_axis[distance <= radius + half_diagonal] = s
@@ -130,7 +138,7 @@ def atom_splats(
     if not sigma > 0:
         raise ValueError(f"sigma: expected a positive width, got {sigma!r}")
     points = grid_points(origin, axes, shape)  # [N1, N2, N3, 3]
-    cell = axes * torch.tensor(list(shape), dtype=axes.dtype, device=axes.device)[:, None]
+    cell = _cell(axes, shape)
     norm = (2 * math.pi * sigma**2) ** -1.5
     out = torch.zeros(len(elements), *shape, dtype=axes.dtype, device=axes.device)
     channel = {z: i for i, z in enumerate(elements)}
@@ -205,7 +213,7 @@ def atomic_superposition(
         (torch.Size([2, 32, 32, 32]), 10.0)
     """
     numbers, positions = _check_atoms(numbers, positions, elements, axes.dtype)
-    cell = axes * torch.tensor(list(shape), dtype=axes.dtype, device=axes.device)[:, None]
+    cell = _cell(axes, shape)
     out = torch.zeros(len(elements), *shape, dtype=axes.dtype, device=axes.device)
     for e, z in enumerate(elements):
         atoms = positions[numbers == z]

@@ -18,12 +18,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .atoms import voxel_averages
+from ..io.cube import BOHR_PER_ANGSTROM
+from .atoms import centred_grid, voxel_averages
 
-__all__ = ["ELEMENTS", "BOHR_PER_ANGSTROM", "g2_molecules", "centred_grid", "dft_density"]
+__all__ = ["ELEMENTS", "g2_molecules", "dft_density"]
 
 ELEMENTS = (1, 6, 7, 8, 9)  # H, C, N, O, F
-BOHR_PER_ANGSTROM = 1.0 / 0.529177210903  # CODATA 2018
 
 
 def g2_molecules(elements: Sequence[int] = ELEMENTS) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -52,16 +52,6 @@ def g2_molecules(elements: Sequence[int] = ELEMENTS) -> dict[str, tuple[torch.Te
     return molecules
 
 
-def centred_grid(size: int, spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(origin [3], axes [3, 3])`` of a centred cubic grid of ``size^3`` points ``spacing`` apart (float64)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size: expected a positive int (points per axis), got {size!r}")
-    if not spacing > 0:
-        raise ValueError(f"spacing: expected a positive length in Bohr, got {spacing!r}")
-    origin = torch.full((3,), -(size - 1) / 2 * spacing, dtype=torch.float64)
-    return origin, torch.eye(3, dtype=torch.float64) * spacing
-
-
 def dft_density(
     numbers: torch.Tensor,
     positions: torch.Tensor,
@@ -73,7 +63,7 @@ def dft_density(
     subsamples: int = 4,
 ) -> torch.Tensor:
     """Voxel averages ``[size, size, size]`` (electrons / Bohr^3) of the restricted Kohn-Sham density of a
-    closed-shell molecule on the centred grid of :func:`centred_grid`. Needs PySCF.
+    closed-shell molecule on the centred grid of :func:`~steerable3d.data.atoms.centred_grid`. Needs PySCF.
 
     Args:
         numbers: ``[n]`` atomic numbers; positions: ``[n, 3]`` in Bohr (relative to the grid centre).

@@ -29,12 +29,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from e3nn import o3
 
 from ..data.cosmology import cic_density, gaussian_random_field, zeldovich_displacement
 from ..metrics import cross_correlation, transfer_function
 from ..models import EquivariantUNet, plain_counterpart
 from ..nn import SteerableConv3d
-from ..symmetry import grid_symmetries, transform_field
+from ..testing import equivariance_error
 from ._results import load_records, save_records
 from ._training import train_steps
 
@@ -99,7 +100,7 @@ class FieldModel(torch.nn.Module):
 
 def build_models(task: FieldTask) -> dict[str, Callable[[], torch.nn.Module]]:
     """The two networks, by name (constructors, so each run starts from its own seed)."""
-    channels = 3 if task.task == "displacement" else 1
+    channels = o3.Irreps(task.irreps_out).dim
 
     def equivariant() -> FieldModel:
         # N - 1 taps on a periodic box of N voxels: the widest odd kernel, by FFT
@@ -143,16 +144,11 @@ def evaluate(model: torch.nn.Module, task: FieldTask, test: tuple[torch.Tensor, 
     return {"k": k.tolist(), "T": transfer.tolist(), "r": r.tolist(), "relative_squared_error": [error]}
 
 
-@torch.no_grad()
 def grid_error(model: torch.nn.Module, task: FieldTask, delta: torch.Tensor) -> float:
-    """Largest ``max |f(g x) - g f(x)| / max |f(x)|`` over the 48 grid symmetries ``g`` (about the box centre)."""
+    """Largest ``max |f(g x) - g f(x)| / max |g f(x)|`` over the 48 grid symmetries ``g`` about the box
+    centre (:func:`~steerable3d.testing.equivariance_error`, in eval mode)."""
     model.eval()
-    output = model(delta)
-    worst = 0.0
-    for g in grid_symmetries(True):
-        moved = model(transform_field(delta, "1x0e", g))
-        worst = max(worst, float((moved - transform_field(output, task.irreps_out, g)).abs().max() / output.abs().max()))
-    return worst
+    return max(equivariance_error(model, delta, "1x0e", task.irreps_out).values())
 
 
 @dataclass

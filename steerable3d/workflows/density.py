@@ -35,10 +35,11 @@ import numpy as np
 import torch
 
 from .._files import atomic_path
-from ..data.atoms import atomic_superposition
-from ..data.density import ELEMENTS, centred_grid, dft_density, g2_molecules
+from ..data.atoms import atomic_superposition, centred_grid
+from ..data.density import ELEMENTS, dft_density, g2_molecules
 from ..models import EquivariantUNet
-from ..symmetry import grid_symmetries, random_rotations, transform_field
+from ..symmetry import random_rotations
+from ..testing import equivariance_error
 from ._results import load_records, save_records
 from ._training import train_steps
 
@@ -189,17 +190,12 @@ def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], data: DensitySet, 
     return scores
 
 
-@torch.no_grad()
 def grid_error(model: torch.nn.Module, inputs: torch.Tensor, parity: bool = True) -> float:
-    """Largest ``max |f(g x) - g f(x)| / max |f(x)|`` over the grid symmetries ``g`` (48 with ``parity``, else
-    24), for inputs ``[B, E, X, Y, Z]``; float rounding (about 1e-7) for an equivariant model."""
+    """Largest ``max |f(g x) - g f(x)| / max |g f(x)|`` over the grid symmetries ``g`` (48 with ``parity``,
+    else 24), for inputs ``[B, E, X, Y, Z]`` (:func:`~steerable3d.testing.equivariance_error`, in eval
+    mode); float rounding (about 1e-7) for an equivariant model."""
     model.eval()
-    output = model(inputs)
-    worst = 0.0
-    for g in grid_symmetries(parity):
-        moved = model(transform_field(inputs, f"{inputs.shape[1]}x0e", g))
-        worst = max(worst, float((moved - transform_field(output, "1x0e", g)).abs().max() / output.abs().max()))
-    return worst
+    return max(equivariance_error(model, inputs, f"{inputs.shape[1]}x0e", "1x0e", parity=parity).values())
 
 
 @dataclass

@@ -2,15 +2,9 @@ import pytest
 import torch
 
 from steerable3d import grid_symmetries, transform_field
-from steerable3d.data.atoms import atom_splats
+from steerable3d.data.atoms import atom_splats, centred_grid
 
 H, C, O = 1, 6, 8
-
-
-def centred_grid(n, step):
-    axes = torch.eye(3, dtype=torch.float64) * step
-    origin = -torch.full((3,), (n - 1) / 2 * step, dtype=torch.float64)
-    return origin, axes
 
 
 def test_each_atom_integrates_to_one_in_its_elements_channel():

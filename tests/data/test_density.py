@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from steerable3d import grid_symmetries, transform_field
-from steerable3d.data.atoms import atomic_density_profile, atomic_superposition, voxel_averages
-from steerable3d.data.density import ELEMENTS, centred_grid, dft_density, g2_molecules
+from steerable3d.data.atoms import atomic_density_profile, atomic_superposition, centred_grid, voxel_averages
+from steerable3d.data.density import ELEMENTS, dft_density, g2_molecules
 
 pytest.importorskip("pyscf")
 pytest.importorskip("ase")

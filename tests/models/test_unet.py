@@ -5,7 +5,7 @@ from steerable3d import grid_symmetries, transform_field
 from steerable3d.models import EquivariantUNet
 from steerable3d.models.unet import irreps_for_width
 from steerable3d.nn import SteerableConv3d
-from steerable3d.testing import equivariance_error
+from steerable3d.testing import assert_equivariant, equivariance_error
 
 
 def small_unet(**kwargs):
@@ -46,6 +46,24 @@ def test_grid_symmetries_exact_batch_two(float64, parity, padding_mode, norm):
             rotated = unet(transform_field(x, "2x0e", g))
             expected = transform_field(y, "3x0e", g)
             assert (rotated - expected).abs().max() <= 1e-10 * expected.abs().max()
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
+def test_field_outputs_exact_over_48_symmetries(float64, padding_mode):
+    # a field-to-field U-Net: scalar, vector and l=2 outputs from scalar inputs, every block checked
+    torch.manual_seed(0)
+    unet = EquivariantUNet(3, 2, 9, (12, 16), (2,), parity=True, padding_mode=padding_mode, irreps_out="0e + 1o + 2e").eval()
+    x = torch.randn(2, 2, 8, 8, 8)
+    x[1] = 3 * x[1] + 0.5
+    errors = assert_equivariant(unet, x, "2x0e", "0e + 1o + 2e", tolerance=1e-10)
+    assert set(errors) == {"0e", "1o", "2e"}
+
+
+def test_field_outputs_are_checked_against_the_head():
+    with pytest.raises(ValueError, match=r"irreps_out: expected 3 channels \(out_channels\), got 1x0e\+1x2e of dimension 6"):
+        EquivariantUNet(3, 1, 3, (12, 16), (2,), irreps_out="0e + 2e")
+    with pytest.raises(ValueError, match="irreps_out: 1e not among the first level's irreps 4x0e\\+1x1o\\+1x2e"):
+        EquivariantUNet(3, 1, 3, (12, 16), (2,), irreps_out="1e")
 
 
 def test_so3_net_is_not_reflection_equivariant(float64):
