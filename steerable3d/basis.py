@@ -59,9 +59,15 @@ SHELL_WIDTH = 0.6  # Gaussian shell width in voxels of the smallest spacing
 
 @dataclass(frozen=True)
 class Shell:
-    """A radial shell: Gaussian of standard deviation ``width`` at ``radius`` (physical units).
+    """A radial shell: Gaussian of standard deviation ``width`` at ``radius`` (physical lengths, the unit of
+    the spacing), carrying the harmonic orders ``l_f <= lmax``.
 
     ``width == 0`` is the point mass at the centre (the self-connection).
+
+    >>> b = KernelBasis("0e", "0e", radius=1.0, spacing=0.5)   # shells every 0.5, width 0.6 voxels
+    >>> b.shells
+    (Shell(radius=0.0, width=0.0, lmax=0), Shell(radius=0.5, width=0.3, lmax=1),
+     Shell(radius=1.0, width=0.3, lmax=2))
     """
 
     radius: float
@@ -71,7 +77,14 @@ class Shell:
 
 @dataclass(frozen=True)
 class Path:
-    """One basis function: output irrep index ``i_out``, input irrep index ``i_in``, order ``l``, shell."""
+    """One basis function: output irrep index ``i_out``, input irrep index ``i_in``, filter order ``l``, shell
+    index ``shell`` (into the ``shells`` of :class:`KernelBasis`).
+
+    A scalar reaches a vector only through ``l = 1`` filters, which the centre (order 0 only) cannot carry:
+
+    >>> KernelBasis("0e", "1o", radius=1.0).pair_paths[(0, 0)]
+    [Path(i_out=0, i_in=0, l=1, shell=1)]
+    """
 
     i_out: int
     i_in: int
@@ -80,18 +93,35 @@ class Path:
 
 
 def order_cap(shell_index: int) -> int:
-    """Largest harmonic order on shell ``s`` (radius ``s`` voxels): ``floor(4 s / 3)``, 0 at the centre."""
+    """Largest harmonic order on shell ``s`` (radius ``s`` voxels): ``floor(4 s / 3)``, 0 at the centre.
+
+    The angular wavelength ``2 pi s / l_f`` on shell ``s`` then stays above 4.7 voxels:
+
+    >>> [order_cap(s) for s in range(5)], min(2 * math.pi * s / order_cap(s) for s in range(1, 100)) > 4.7
+    ([0, 1, 2, 4, 5], True)
+    """
     return (4 * shell_index) // 3
 
 
 def default_shells(radius: float, unit: float, width: float = SHELL_WIDTH) -> tuple[Shell, ...]:
-    """The point mass plus shells at ``unit, 2 unit, ..., radius`` of width ``width * unit``."""
+    """The point mass plus shells at ``unit, 2 unit, ..., radius`` of width ``width * unit``, each with the
+    order cap of :func:`order_cap`. ``radius`` and ``unit`` (the smallest voxel size) are physical lengths
+    in one unit; ``width`` is in units of ``unit``.
+
+    >>> [(s.radius, s.lmax) for s in default_shells(radius=1.5, unit=0.5)]   # e.g. mm
+    [(0.0, 0), (0.5, 1), (1.0, 2), (1.5, 4)]
+    """
     count = int(math.floor(radius / unit + 1e-9))
     return (Shell(0.0, 0.0, 0),) + tuple(Shell(s * unit, width * unit, order_cap(s)) for s in range(1, count + 1))
 
 
 def lattice_taps(radius: float, spacing: Spacing) -> tuple[int, int, int]:
-    """Kernel taps per axis: every lattice point within ``radius`` of the centre along that axis."""
+    """Kernel taps per axis: every lattice point within ``radius`` of the centre along that axis.
+    ``radius`` and ``spacing`` (one voxel size or three) are physical lengths in one unit.
+
+    >>> lattice_taps(2.0, 1.0), lattice_taps(2.0, (0.5, 1.0, 2.0))   # finer axes get more taps
+    ((5, 5, 5), (9, 5, 3))
+    """
     return tuple(2 * int(math.floor(radius / h + 1e-9)) + 1 for h in as_spacing(spacing))
 
 

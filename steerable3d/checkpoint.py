@@ -35,7 +35,20 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors go to ``map_location``)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors go to ``map_location``). A damaged or
+    truncated file raises ``ValueError``, a missing one ``FileNotFoundError``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(f"{tmp}/last.pt", {"weights": torch.arange(3.0)})
+    ...     state = load_checkpoint(path)
+    ...     _ = path.write_bytes(path.read_bytes()[:100])  # e.g. a copy cut short
+    ...     load_checkpoint(path)
+    Traceback (most recent call last):
+    ValueError: checkpoint .../last.pt: cannot be read (...)
+    >>> state["weights"], state["weights"].device
+    (tensor([0., 1., 2.]), device(type='cpu'))
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path}: no such file")

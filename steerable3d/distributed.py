@@ -24,7 +24,15 @@ __all__ = ["Context", "launched", "setup", "teardown"]
 
 @dataclass(frozen=True)
 class Context:
-    """Where this process stands: its ``rank`` among ``world_size`` processes and its ``device``."""
+    """Where this process stands: its ``rank`` among ``world_size`` processes and its ``device``.
+
+    >>> ctx = Context()  # one process on the CPU, as setup() gives without torchrun
+    >>> model = torch.nn.Linear(2, 2)
+    >>> ctx.is_main, ctx.enabled, ctx.mean(torch.tensor([1.0, 3.0])), ctx.wrap(model) is model
+    (True, False, tensor([1., 3.]), True)
+    >>> Context(rank=1, world_size=2).is_main, Context(rank=1, world_size=2).enabled
+    (False, True)
+    """
 
     rank: int = 0
     world_size: int = 1
@@ -62,7 +70,16 @@ class Context:
 
 
 def launched() -> bool:
-    """Whether this process is one of several that ``torchrun`` started (``WORLD_SIZE`` > 1)."""
+    """Whether this process is one of several that ``torchrun`` started (``WORLD_SIZE`` > 1).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"WORLD_SIZE": "2"}):  # as torchrun --nproc_per_node=2 sets it
+    ...     launched()
+    True
+    >>> with mock.patch.dict(os.environ, {"WORLD_SIZE": "1"}):
+    ...     launched()
+    False
+    """
     try:
         return int(os.environ.get("WORLD_SIZE", "1")) > 1
     except ValueError:
@@ -72,7 +89,17 @@ def launched() -> bool:
 def setup(device: str | torch.device = "cpu") -> Context:
     """Join the process group that ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``,
     ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), once; CUDA processes take the GPU of their local rank.
-    Without ``torchrun`` (``WORLD_SIZE`` unset or 1) returns a one-process context on ``device``."""
+    Without ``torchrun`` (``WORLD_SIZE`` unset or 1) returns a one-process context on ``device``.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"WORLD_SIZE": "1"}):  # no torchrun
+    ...     setup("cpu")
+    Context(rank=0, world_size=1, device=device(type='cpu'))
+    >>> with mock.patch.dict(os.environ, {"WORLD_SIZE": "two"}):
+    ...     setup()
+    Traceback (most recent call last):
+    ValueError: distributed environment: expected integer RANK, WORLD_SIZE, LOCAL_RANK (...)
+    """
     device = torch.device(device)
     try:
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -91,6 +118,16 @@ def setup(device: str | torch.device = "cpu") -> Context:
 
 
 def teardown() -> None:
-    """Leave the process group, if one was joined."""
+    """Leave the process group, if one was joined.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:  # a one-process gloo group
+    ...     dist.init_process_group("gloo", store=dist.FileStore(f"{tmp}/store", 1), rank=0, world_size=1)
+    ...     joined = dist.is_initialized()
+    ...     teardown()
+    >>> joined, dist.is_initialized()
+    (True, False)
+    >>> teardown()  # none joined: nothing to do
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

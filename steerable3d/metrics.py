@@ -50,7 +50,18 @@ def cross_spectrum(a: torch.Tensor, b: torch.Tensor, box_size: float) -> tuple[t
     """Shell-averaged cross power spectrum ``(k, P_ab)`` of two fields ``[..., N, N, N]`` of a periodic box of
     side ``box_size``: ``P_ab = V / N^6 Re(A_k conj(B_k))``, summed over the leading dimensions (the
     components of a vector or tensor field). ``k`` is the mean wavenumber of each shell's modes (shells of
-    width ``2 pi / box_size`` centred on its multiples, from the fundamental to Nyquist); float64 tensors."""
+    width ``2 pi / box_size`` centred on its multiples, from the fundamental to Nyquist); float64 tensors
+    ``[N // 2]``. Units: ``k`` in radians per length unit of ``box_size`` (h/Mpc for a box in Mpc/h), ``P``
+    in that length cubed times the fields' units.
+
+    Shell 1 holds 6 modes at ``k_f`` and 12 at ``sqrt(2) k_f``, so its ``k`` is ``(6 + 12 sqrt 2) / 18 k_f``;
+    with ``b`` independent of ``a`` (white noise, unit voxels, ``P_aa = 1``), ``P_a,2a+b`` is about 2:
+
+    >>> a, b = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> k, p = cross_spectrum(a, 2 * a + b, box_size=16.0)
+    >>> k.shape, round(float(k[0]) / (2 * math.pi / 16), 3), round(float(p.mean()))
+    (torch.Size([8]), 1.276, 2)
+    """
     if a.shape != b.shape:
         raise ValueError(f"cross_spectrum: expected two fields of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     n = _check_cube(a, "field")
@@ -80,7 +91,14 @@ def power_spectrum(field: torch.Tensor, box_size: float) -> tuple[torch.Tensor, 
 
 def cross_correlation(a: torch.Tensor, b: torch.Tensor, box_size: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(k, r)`` with ``r(k) = P_ab / sqrt(P_aa P_bb)`` per shell (1 where ``b`` is ``a`` times a positive
-    number, about 0 for independent fields)."""
+    number, about 0 for independent fields).
+
+    >>> a, b = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> k, r = cross_correlation(a, 3 * a, box_size=16.0)
+    >>> _, r_noisy = cross_correlation(a, a + b, box_size=16.0)  # independent noise of equal power
+    >>> torch.allclose(r, torch.ones_like(r)), round(float(r_noisy.mean()), 1)  # 1 and about 1 / sqrt 2
+    (True, 0.7)
+    """
     k, p_ab = cross_spectrum(a, b, box_size)
     _, p_aa = power_spectrum(a, box_size)
     _, p_bb = power_spectrum(b, box_size)
@@ -88,7 +106,17 @@ def cross_correlation(a: torch.Tensor, b: torch.Tensor, box_size: float) -> tupl
 
 
 def transfer_function(prediction: torch.Tensor, target: torch.Tensor, box_size: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(k, T)`` with ``T(k) = sqrt(P_prediction / P_target)`` per shell (1 for the right amplitude)."""
+    """``(k, T)`` with ``T(k) = sqrt(P_prediction / P_target)`` per shell (1 for the right amplitude).
+
+    Half the amplitude gives 0.5 at every ``k``; adding independent noise of the target's power gives about
+    ``sqrt 2``, though such a prediction is no better (see :func:`cross_correlation`):
+
+    >>> target, noise = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> k, t = transfer_function(0.5 * target, target, box_size=16.0)
+    >>> _, t_noisy = transfer_function(target + noise, target, box_size=16.0)
+    >>> torch.allclose(t, torch.full_like(t, 0.5)), round(float(t_noisy.mean()), 1)
+    (True, 1.4)
+    """
     k, p_pred = power_spectrum(prediction, box_size)
     _, p_true = power_spectrum(target, box_size)
     return k, torch.sqrt(p_pred / p_true)

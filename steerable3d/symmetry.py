@@ -162,7 +162,14 @@ def transform_field(
 
 
 def random_rotations(n: int, seed: int = 0, parity: bool = False) -> torch.Tensor:
-    """``n`` Haar-random rotations ``[n, 3, 3]`` float64 (with ``parity``, every other one improper)."""
+    """``n`` Haar-random rotations ``[n, 3, 3]`` float64 (with ``parity``, every other one improper: the
+    rotation negated), the same for the same ``seed``.
+
+    >>> r = random_rotations(4, seed=0, parity=True)
+    >>> orthogonal = torch.allclose(r @ r.mT, torch.eye(3, dtype=torch.float64))
+    >>> r.shape, orthogonal, torch.det(r).round().tolist(), torch.equal(r[::2], random_rotations(4, seed=0)[::2])
+    (torch.Size([4, 3, 3]), True, [1.0, -1.0, 1.0, -1.0], True)
+    """
     from scipy.spatial.transform import Rotation
 
     mats = torch.as_tensor(Rotation.random(n, random_state=seed).as_matrix(), dtype=torch.float64)

@@ -128,7 +128,17 @@ def assert_equivariant(fn, x, irreps_in, irreps_out, *, tolerance: float | None 
     """Raise ``AssertionError`` naming the irreps whose :func:`equivariance_error` exceeds ``tolerance``.
 
     The default tolerance (grid group only) follows the dtype of ``x``: 1e-10 for float64, 1e-5 for
-    float32. Continuous rotations need an explicit tolerance. Returns the errors.
+    float32. Continuous rotations need an explicit tolerance. Returns the errors. Keyword arguments go to
+    :func:`equivariance_error` (``group``, ``parity``, ``spacing``, ...).
+
+    >>> from steerable3d.nn import SteerableConv3d
+    >>> conv = SteerableConv3d("0e", "1o", 3)  # a scalar field in, a vector field out
+    >>> errors = assert_equivariant(conv, torch.randn(1, 1, 5, 5, 5), "0e", "1o")  # the 48 grid symmetries
+    >>> list(errors), errors["1o"] < 1e-5
+    (['1o'], True)
+    >>> assert_equivariant(lambda x: x, torch.randn(1, 3, 5, 5, 5), "1o", "3x0e")  # a vector is not 3 scalars
+    Traceback (most recent call last):
+    AssertionError: equivariance error above 1e-05: {'0e': 2.0} (all: {'0e': 2.0})
     """
     if tolerance is None:
         if kwargs.get("group", "grid") != "grid":

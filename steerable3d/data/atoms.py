@@ -20,14 +20,28 @@ __all__ = ["grid_points", "centred_grid", "atom_splats", "voxel_averages", "atom
 
 
 def grid_points(origin: torch.Tensor, axes: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Positions ``[N1, N2, N3, 3]`` of the points ``origin + i axes[0] + j axes[1] + k axes[2]``."""
+    """Positions ``[N1, N2, N3, 3]`` of the points ``origin + i axes[0] + j axes[1] + k axes[2]`` (``origin``
+    ``[3]``, ``axes`` ``[3, 3]`` with rows the step vectors, ``shape`` ``(N1, N2, N3)``), in the length unit of
+    ``origin`` and ``axes`` and their dtype.
+
+    >>> origin, axes = torch.tensor([1.0, 0.0, -1.0]), torch.diag(torch.tensor([0.5, 1.0, 2.0]))
+    >>> points = grid_points(origin, axes, (2, 3, 4))
+    >>> points.shape, points[1, 2, 3].tolist()
+    (torch.Size([2, 3, 4, 3]), [1.5, 2.0, 5.0])
+    """
     index = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=axes.dtype, device=axes.device) for n in shape], indexing="ij"), -1)
     return origin.to(axes.dtype) + index @ axes
 
 
 def centred_grid(size: int, spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(origin [3], axes [3, 3])`` of a centred cubic grid of ``size^3`` points ``spacing`` apart (float64):
-    point ``i`` at ``(i - (size - 1) / 2) * spacing`` on every axis."""
+    """``(origin [3], axes [3, 3])`` of a centred cubic grid of ``size^3`` points ``spacing`` apart (float64,
+    the length unit of ``spacing``, e.g. Bohr): point ``i`` at ``(i - (size - 1) / 2) * spacing`` on every
+    axis.
+
+    >>> points = grid_points(*centred_grid(5, 0.5), (5, 5, 5))
+    >>> points[2, 2, 2].tolist(), points[0, 0, 0].tolist(), float(points.mean())
+    ([0.0, 0.0, 0.0], [-1.0, -1.0, -1.0], 0.0)
+    """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size: expected a positive int (points per axis), got {size!r}")
     if not spacing > 0:
@@ -70,7 +84,21 @@ def voxel_averages(
     whose core densities decay over a few hundredths of a Bohr: with 4 points per axis alone, 0.4 Bohr
     voxels lose 0.3% of an oxygen atom's electrons, with the default refinements 0.02%. With ``periodic``,
     distances to the sharp points are to their nearest images in the cell ``shape[i] * axes[i]``. Points go
-    to ``function`` in chunks of about ``chunk``."""
+    to ``function`` in chunks of about ``chunk``.
+
+    ``origin``, ``axes`` and ``shape`` are the grid as in :func:`grid_points` (the points are the voxel
+    centres); ``function`` gets points in that length unit, and the averages are in the unit of its values.
+
+    A normalized Gaussian of width 0.05 Bohr on 0.4 Bohr voxels, without and with a sharp point at its centre
+    (sampling it at the voxel centres alone would give almost nothing: the nearest lies 7 widths away):
+
+    >>> origin, axes = centred_grid(8, 0.4)
+    >>> narrow = lambda p: torch.exp(-(p**2).sum(-1) / 0.005) / (0.005 * math.pi) ** 1.5
+    >>> plain = voxel_averages(narrow, origin, axes, (8, 8, 8))
+    >>> refined = voxel_averages(narrow, origin, axes, (8, 8, 8), sharp_points=torch.zeros(1, 3, dtype=torch.float64))
+    >>> round(float(plain.sum() * 0.4**3), 3), round(float(refined.sum() * 0.4**3), 3)  # the integral, 1
+    (0.957, 1.0)
+    """
     centres = grid_points(origin, axes, shape).reshape(-1, 3)
     points_per_axis = torch.full((len(centres),), subsamples, dtype=torch.long, device=centres.device)
     if sharp_points is not None and len(sharp_points):
@@ -133,6 +161,13 @@ def atom_splats(
         sigma: Gaussian width, same unit.
         periodic: the grid is one cell of a periodic crystal (cell vectors ``shape[i] * axes[i]``): each atom
             contributes through its nearest image of every grid point (``sigma`` well below half the cell).
+
+    Example (a water molecule in Bohr: two hydrogens and one oxygen):
+        >>> origin, axes = centred_grid(24, 0.4)
+        >>> positions = torch.tensor([[0.0, 0.0, 0.22], [0.0, 1.43, -0.89], [0.0, -1.43, -0.89]], dtype=torch.float64)
+        >>> x = atom_splats(torch.tensor([8, 1, 1]), positions, [1, 8], origin, axes, (24, 24, 24))
+        >>> x.shape, (x.sum((1, 2, 3)) * 0.4**3).round(decimals=6).tolist()  # atoms per channel
+        (torch.Size([2, 24, 24, 24]), [2.0, 1.0])
     """
     numbers, positions = _check_atoms(numbers, positions, elements, axes.dtype)
     if not sigma > 0:
@@ -205,12 +240,11 @@ def atomic_superposition(
         periodic: nearest images in the cell ``shape[i] * axes[i]`` (atoms far smaller than the cell).
 
     Example (a water molecule holds 10 electrons):
-        >>> step = 0.4
-        >>> origin, axes = torch.full((3,), -15.5 * step, dtype=torch.float64), torch.eye(3, dtype=torch.float64) * step
+        >>> origin, axes = centred_grid(24, 0.5)  # 24^3 voxels of 0.5 Bohr
         >>> positions = torch.tensor([[0.0, 0.0, 0.22], [0.0, 1.43, -0.89], [0.0, -1.43, -0.89]], dtype=torch.float64)
-        >>> rho = atomic_superposition(torch.tensor([8, 1, 1]), positions, [1, 8], origin, axes, (32, 32, 32))
-        >>> rho.shape, round(float(rho.sum() * step**3), 2)
-        (torch.Size([2, 32, 32, 32]), 10.0)
+        >>> rho = atomic_superposition(torch.tensor([8, 1, 1]), positions, [1, 8], origin, axes, (24, 24, 24))
+        >>> rho.shape, round(float(rho.sum() * 0.5**3), 2)
+        (torch.Size([2, 24, 24, 24]), 10.0)
     """
     numbers, positions = _check_atoms(numbers, positions, elements, axes.dtype)
     cell = _cell(axes, shape)

@@ -22,7 +22,13 @@ __all__ = ["gaussian_random_field", "zeldovich_displacement", "cic_density", "wa
 def wavevectors(size: int, box_size: float, dtype=torch.float64) -> torch.Tensor:
     """``[3, N, N, N]`` wavevector of every FFT mode (``2 pi / box_size`` times the integer frequency), with
     the Nyquist frequency of even ``N`` set to 0 along its axis: its sign is ambiguous, so a derivative there
-    would break the mirror symmetry and the reality of the field."""
+    would break the mirror symmetry and the reality of the field. Units: radians per length unit of
+    ``box_size`` (h/Mpc for a box in Mpc/h).
+
+    >>> k = wavevectors(4, box_size=100.0)  # box of 100 Mpc/h on 4^3 voxels
+    >>> k.shape, (k[:, 1, 2, 3] / (2 * math.pi / 100.0)).round().tolist()  # frequencies 1, Nyquist, -1
+    (torch.Size([3, 4, 4, 4]), [1.0, 0.0, -1.0])
+    """
     frequencies = torch.fft.fftfreq(size, d=1.0 / size, dtype=dtype)
     if size % 2 == 0:
         frequencies[size // 2] = 0.0
@@ -67,10 +73,19 @@ def zeldovich_displacement(delta: torch.Tensor, box_size: float) -> torch.Tensor
     """The linear-theory (Zel'dovich) displacement ``psi(k) = i k delta(k) / k^2`` of a density contrast
     ``[..., N, N, N]``: a vector field ``[..., 3, N, N, N]`` (components x, y, z; same length unit as
     ``box_size``) whose divergence is ``-delta`` (less the Nyquist planes of even ``N``, see
-    :func:`wavevectors`). Particles start on the grid points ``q`` and move to ``q + psi(q)``."""
-    size = delta.shape[-1]
-    if delta.dim() < 3 or not delta.shape[-3] == delta.shape[-2] == size:
+    :func:`wavevectors`). Particles start on the grid points ``q`` and move to ``q + psi(q)``.
+
+    Example: the fundamental mode along x of a box of 100 Mpc/h, ``delta = 0.1 cos(k x)``; the particles
+    stream towards the crest at ``x = 0``, ``psi_x = -0.1 sin(k x) / k`` (up to 1.6 Mpc/h), ``psi_y = psi_z = 0``:
+        >>> x, k = torch.arange(16, dtype=torch.float64) * 100.0 / 16, 2 * math.pi / 100.0  # Mpc/h, h/Mpc
+        >>> psi = zeldovich_displacement(0.1 * torch.cos(k * x)[:, None, None].expand(16, 16, 16), 100.0)
+        >>> psi_x = -0.1 * torch.sin(k * x)[:, None, None] / k
+        >>> psi.shape, torch.allclose(psi[0], psi_x), float(psi[1:].abs().max()) < 1e-12
+        (torch.Size([3, 16, 16, 16]), True, True)
+    """
+    if delta.dim() < 3 or not delta.shape[-3] == delta.shape[-2] == delta.shape[-1]:
         raise ValueError(f"delta: expected a field [..., N, N, N] on a cubic grid, got shape {tuple(delta.shape)}")
+    size = delta.shape[-1]
     _check_box(size, box_size)
     k = wavevectors(size, box_size, torch.float64).to(delta.device)
     k2 = (k**2).sum(0)
@@ -91,9 +106,9 @@ def cic_density(displacement: torch.Tensor, box_size: float) -> torch.Tensor:
     >>> rho[1, 1, 1].item(), rho[2, 1, 1].item()
     (-0.5, 0.5)
     """
-    size = displacement.shape[-1]
-    if displacement.dim() < 4 or displacement.shape[-4] != 3 or not displacement.shape[-3] == displacement.shape[-2] == size:
+    if displacement.dim() < 4 or displacement.shape[-4] != 3 or not displacement.shape[-3] == displacement.shape[-2] == displacement.shape[-1]:
         raise ValueError(f"displacement: expected a vector field [..., 3, N, N, N], got shape {tuple(displacement.shape)}")
+    size = displacement.shape[-1]
     _check_box(size, box_size)
     leading = displacement.shape[:-4]
     psi = displacement.reshape(-1, 3, size**3).to(torch.float64) * (size / box_size)  # voxel units

@@ -71,6 +71,13 @@ def dft_density(
         basis, xc: PySCF basis and exchange-correlation functional.
         subsamples: points per axis and voxel away from heavy nuclei (see
             :func:`~steerable3d.data.atoms.voxel_averages`).
+
+    Example (H2 along z in a minimal basis: 2 electrons, and the molecule's mirror symmetry z -> -z about
+    the grid centre is a symmetry of the grid):
+        >>> h2 = torch.tensor([[0.0, 0.0, -0.7], [0.0, 0.0, 0.7]], dtype=torch.float64)
+        >>> rho = dft_density(torch.tensor([1, 1]), h2, size=16, spacing=0.6, basis="sto-3g")
+        >>> rho.shape, round(float(rho.sum() * 0.6**3), 3), torch.allclose(rho, rho.flip(2))
+        (torch.Size([16, 16, 16]), 2.0, True)
     """
     try:
         from pyscf import dft, gto

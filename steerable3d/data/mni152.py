@@ -36,7 +36,12 @@ _KINDS = ("t1", "gm", "wm")
 
 
 def template_path(kind: str) -> Path:
-    """Path of one of nilearn's packaged MNI152 2009 files: ``kind`` is ``"t1"``, ``"gm"`` or ``"wm"``."""
+    """Path of one of nilearn's packaged MNI152 2009 files: ``kind`` is ``"t1"``, ``"gm"`` or ``"wm"``.
+
+    >>> path = template_path("gm")
+    >>> path.name, path.is_file()
+    ('mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz', True)
+    """
     if kind not in _KINDS:
         raise ValueError(f"kind: expected one of {_KINDS}, got {kind!r}")
     try:
@@ -50,14 +55,30 @@ def template_path(kind: str) -> Path:
 
 
 def reduce(array: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Average ``factor^3`` blocks of a 3-d array (trailing voxels that do not fill a block are dropped)."""
+    """Average ``factor^3`` blocks of a 3-d array ``[X, Y, Z]``, giving ``[X // factor, Y // factor,
+    Z // factor]`` (trailing voxels that do not fill a block are dropped): 1 mm voxels become ``factor`` mm.
+
+    >>> x = np.random.default_rng(0).random((6, 6, 6))
+    >>> reduce(x).shape, bool(np.isclose(reduce(x).mean(), x.mean())), reduce(np.ones((5, 4, 3))).shape
+    ((3, 3, 3), True, (2, 2, 1))
+    """
     shape = [n // factor for n in array.shape]
     cropped = array[: shape[0] * factor, : shape[1] * factor, : shape[2] * factor]
     return cropped.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
 
 
 def make_labels(gm: np.ndarray, wm: np.ndarray, task: str, spacing: float, depth_mm: float = 10.0) -> np.ndarray:
-    """Label map (int64) of ``task`` from grey/white-matter probabilities in ``[0, 1]`` (see the module)."""
+    """Label map (int64, shape of ``gm``) of ``task`` from grey/white-matter probabilities in ``[0, 1]``
+    (arrays ``[X, Y, Z]`` of voxels ``spacing`` mm wide; see the module). ``depth_mm`` (mm) separates
+    cortical from deep grey matter in the ``context`` task.
+
+    A ball of grey matter of radius 20 mm on 2 mm voxels: its core (10 mm or more from the surface) is deep.
+
+    >>> r = 2.0 * np.linalg.norm(np.indices((25, 25, 25)) - 12, axis=0)  # mm from the centre voxel
+    >>> labels = make_labels((r < 20).astype(float), np.zeros(r.shape), "context", spacing=2.0)
+    >>> labels[12, 12, [12, 17, 19, 24]].tolist()  # 0, 10, 14 and 24 mm from the centre
+    [2, 2, 1, 0]
+    """
     if task not in TASKS:
         raise ValueError(f"task: expected one of {sorted(TASKS)}, got {task!r}")
     tissue = np.argmax(np.stack([1.0 - gm - wm, gm, wm]), axis=0)
@@ -73,7 +94,19 @@ def make_labels(gm: np.ndarray, wm: np.ndarray, task: str, spacing: float, depth
 @dataclass
 class MNI152:
     """The template at full resolution: ``t1`` (0-255), ``gm``, ``wm`` (probabilities) as float32 arrays
-    ``[197, 233, 189]``, 1 mm, RAS."""
+    ``[197, 233, 189]``, ``spacing`` 1 mm, RAS (after :meth:`reduced` or :meth:`rotated_block`: coarser
+    arrays, ``spacing`` in mm).
+
+    A rotation by a grid symmetry, resampled at full resolution, is the same rotation of the reduced maps
+    (here stand-in random maps of 16^3 voxels, turned by 90 degrees about z):
+
+    >>> rng = np.random.default_rng(0)
+    >>> maps = MNI152(*(rng.random((16, 16, 16), dtype=np.float32) for _ in range(3)))
+    >>> quarter = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # x -> y
+    >>> block = maps.rotated_block(centre=np.full(3, 7.5), rotation=quarter, size=8)
+    >>> block.spacing, block.t1.shape, np.allclose(block.t1, np.rot90(maps.reduced().t1, axes=(0, 1)), atol=1e-5)
+    (2.0, (8, 8, 8), True)
+    """
 
     t1: np.ndarray
     gm: np.ndarray
@@ -105,7 +138,15 @@ class MNI152:
 
 
 def load_mni152() -> MNI152:
-    """The packaged template (needs nilearn): T1, grey- and white-matter maps at 1 mm."""
+    """The packaged template (needs nilearn): T1, grey- and white-matter maps at 1 mm.
+
+    >>> mni = load_mni152()
+    >>> mni.t1.shape, mni.spacing, np.array_equal(mni.t1, mni.t1[::-1])  # exactly left-right symmetric
+    ((197, 233, 189), 1.0, True)
+    >>> small = mni.reduced()  # 2 mm
+    >>> small.t1.shape, small.spacing, float(small.gm.max()) <= 1.0
+    ((98, 116, 94), 2.0, True)
+    """
     import nibabel as nib
 
     arrays = {}

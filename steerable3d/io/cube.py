@@ -38,6 +38,15 @@ class Cube:
         charges: ``[n]`` the per-atom charge column (often the nuclear charge or 0).
         comments: the two comment lines.
         orbitals: orbital indices for orbital files, else empty.
+
+    Example (the hydrogen 1s density ``exp(-2 r) / pi``, electrons / Bohr^3, integrates to one electron):
+        >>> from steerable3d.data.atoms import centred_grid
+        >>> origin, axes = centred_grid(24, 0.4)  # 24^3 points 0.4 Bohr apart, centred on the nucleus
+        >>> atom = torch.tensor([1]), torch.zeros(1, 3, dtype=torch.float64)
+        >>> cube = Cube(torch.zeros(24, 24, 24, dtype=torch.float64), origin, axes, *atom)
+        >>> cube.data = torch.exp(-2 * cube.points().norm(dim=-1)) / torch.pi
+        >>> cube.shape, cube.spacing, round(cube.integral(), 2)
+        ((24, 24, 24), (0.4, 0.4, 0.4), 1.0)
     """
 
     data: torch.Tensor
@@ -72,7 +81,17 @@ def _fail(path, message: str) -> ValueError:
 
 
 def read_cube(path: str | os.PathLike) -> Cube:
-    """Read a Gaussian cube file (lengths converted to Bohr where the file uses Angstrom)."""
+    """Read a Gaussian cube file into a :class:`Cube` (lengths converted to Bohr where the file uses
+    Angstrom); values come back to the 6 significant digits :func:`write_cube` keeps.
+
+    >>> import tempfile
+    >>> cube = Cube(torch.rand(3, 4, 5, dtype=torch.float64), torch.zeros(3), 0.2 * torch.eye(3),
+    ...             numbers=torch.tensor([8]), positions=torch.zeros(1, 3))  # an oxygen atom at the origin
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     back = read_cube(write_cube(f"{tmp}/rho.cube", cube))
+    >>> back.shape, back.spacing, back.numbers.tolist(), torch.allclose(back.data, cube.data, rtol=1e-5, atol=0)
+    ((3, 4, 5), (0.2, 0.2, 0.2), [8], True)
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -130,8 +149,26 @@ def read_cube(path: str | os.PathLike) -> Cube:
 
 
 def write_cube(path: str | os.PathLike, cube: Cube) -> Path:
-    """Write ``cube`` (Bohr) atomically: a temporary file next to ``path``, then renamed. Values are written
-    with 5 significant digits after the point (``%13.5E``), as Gaussian does."""
+    """Write ``cube`` (Bohr) atomically: a temporary file next to ``path``, then renamed; returns the path.
+    Values are written with 5 digits after the point (``%13.5E``), as Gaussian does, the last axis fastest
+    and six to a line.
+
+    >>> import tempfile
+    >>> cube = Cube(torch.arange(8.0).reshape(1, 1, 8), torch.zeros(3), torch.eye(3) * 0.5, torch.tensor([1]),
+    ...             torch.zeros(1, 3), comments=("hydrogen", "8 values along z"))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(write_cube(f"{tmp}/h.cube", cube).read_text())
+    hydrogen
+    8 values along z
+        1    0.000000    0.000000    0.000000
+        1    0.500000    0.000000    0.000000
+        1    0.000000    0.500000    0.000000
+        8    0.000000    0.000000    0.500000
+        1    0.000000    0.000000    0.000000    0.000000
+      0.00000E+00  1.00000E+00  2.00000E+00  3.00000E+00  4.00000E+00  5.00000E+00
+      6.00000E+00  7.00000E+00
+    <BLANKLINE>
+    """
     path = Path(path)
     data = cube.data.detach().to(torch.float64).cpu()
     if data.dim() not in (3, 4) or (data.dim() == 4) != bool(cube.orbitals):

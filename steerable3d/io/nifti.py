@@ -122,6 +122,15 @@ def load_nifti(
         FileNotFoundError: the file does not exist.
         ValueError: the file cannot be read, is not 3-d or 4-d, holds NaN or infinite values, or is oblique
             with ``oblique="error"``.
+
+    Example (a label map on 2 mm voxels, read back exactly as ``torch.long``):
+        >>> import tempfile
+        >>> labels = torch.randint(0, 3, (1, 4, 5, 6))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = save_nifti(os.path.join(tmp, "labels.nii.gz"), labels, affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+        ...     volume = load_nifti(path, dtype=torch.long)
+        >>> volume.shape, volume.spacing, volume.orientation, torch.equal(volume.data, labels)
+        ((4, 5, 6), (2.0, 2.0, 2.0), ('R', 'A', 'S'), True)
     """
     if oblique not in _OBLIQUE:
         raise ValueError(f"oblique: expected one of {', '.join(map(repr, _OBLIQUE))}, got {oblique!r}")
@@ -197,6 +206,14 @@ def save_nifti(
 
     A :class:`Volume` brings its own affine and header; ``like`` or ``affine`` override them. Otherwise
     exactly one of ``like`` and ``affine`` must be given.
+
+    Example (three channels of probabilities, then a label map on the same grid):
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     probs = save_nifti(os.path.join(tmp, "p.nii.gz"), torch.rand(3, 4, 5, 6), affine=np.eye(4))  # 1 mm
+        ...     labels = save_nifti(os.path.join(tmp, "l.nii.gz"), torch.zeros(4, 5, 6, dtype=torch.long), like=probs)
+        ...     [(nib.load(f).shape, nib.load(f).get_data_dtype().name) for f in (probs, labels)]
+        [((4, 5, 6, 3), 'float32'), ((4, 5, 6), 'uint8')]
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
@@ -249,6 +266,15 @@ def to_ras(volume: Volume) -> Volume:
     No interpolation: every voxel keeps its value and its world position, and :func:`from_ras` undoes it
     exactly. An oblique volume gets the orientation closest to RAS. A volume already in RAS keeps its
     ``data`` tensor (not a copy).
+
+    Example (axes pointing left, posterior, superior): the last voxel moves to the first row and column and
+    keeps its world position (mm).
+        >>> v = Volume(torch.arange(24.0).reshape(1, 2, 3, 4), np.diag([-1.0, -1.0, 2.0, 1.0]))
+        >>> r = to_ras(v)
+        >>> r.orientation, r.shape, r.spacing, float(r.data[0, 0, 0, 3]), float(v.data[0, 1, 2, 3])
+        (('R', 'A', 'S'), (2, 3, 4), (1.0, 1.0, 2.0), 23.0, 23.0)
+        >>> (r.affine @ [0, 0, 3, 1]).tolist(), (v.affine @ [1, 2, 3, 1]).tolist()
+        ([-1.0, -2.0, 6.0, 1.0], [-1.0, -2.0, 6.0, 1.0])
     """
     return _reorient(volume, axcodes2ornt("RAS"))
 
@@ -259,6 +285,11 @@ def from_ras(volume: Volume, like: Volume | str | os.PathLike | nib.Nifti1Image)
 
     Only ``like``'s orientation is used; when the result lies on ``like``'s voxel grid it takes ``like``'s
     affine verbatim, so ``from_ras(to_ras(v), v)`` reproduces ``v.affine`` bit for bit.
+
+    >>> v = Volume(torch.rand(1, 2, 3, 4), np.diag([-1.0, -1.0, 2.0, 1.0]))  # axes L, P, S
+    >>> back = from_ras(to_ras(v), like=v)
+    >>> back.orientation, torch.equal(back.data, v.data), np.array_equal(back.affine, v.affine)
+    (('L', 'P', 'S'), True, True)
     """
     target_affine, _, target_shape = _template(like)
     result = _reorient(volume, io_orientation(target_affine))

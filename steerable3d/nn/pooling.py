@@ -389,7 +389,7 @@ class NormMaxPool3d(torch.nn.Module):
 
     Args:
         irreps: the field's irreps (``irreps_out == irreps_in``).
-        kernel_size, stride (default ``kernel_size``), padding: ints or three ints, in voxels.
+        kernel_size, stride, padding: ints or three ints, in voxels (``stride`` defaults to ``kernel_size``).
         tolerance: relative tie tolerance; default 1e-5 for float32 norms, 1e-12 for float64.
 
     Example:
