@@ -144,8 +144,6 @@ def kernel_isosurfaces(kernel, pair: tuple[int, int] = (0, 0), path: int = 0, en
     >>> len(figure.axes[0].collections)
     2
     """
-    from skimage.measure import marching_cubes
-
     basis, spacing = _basis_of(kernel)
     if not 0 < level < 1:
         raise ValueError(f"level: expected a fraction of the largest magnitude in (0, 1), got {level!r}")
@@ -167,13 +165,9 @@ def kernel_isosurfaces(kernel, pair: tuple[int, int] = (0, 0), path: int = 0, en
     figure = ax.figure
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    origin = np.array([(n - 1) / 2 * f for n, f in zip(volume.shape, fine)])
-    for sign, colour in ((1, "tab:red"), (-1, "tab:blue")):
-        if (sign * volume).max() > threshold:
-            vertices, faces, _, _ = marching_cubes(np.pad(sign * volume, 1), threshold,
-                                                   spacing=fine)
-            vertices -= origin + np.array(fine)  # the zero pad closes surfaces cut by the box; it shifts indices by one
-            ax.add_collection3d(Poly3DCollection(vertices[faces], facecolor=colour, edgecolor="none", alpha=0.55))
+    for sign, vertices, faces in _isosurfaces(volume, threshold, fine):
+        colour = "tab:red" if sign > 0 else "tab:blue"
+        ax.add_collection3d(Poly3DCollection(vertices[faces], facecolor=colour, edgecolor="none", alpha=0.55))
     half = max((n - 1) / 2 * f for n, f in zip(volume.shape, fine))
     ax.set(xlim=(-half, half), ylim=(-half, half), zlim=(-half, half), xlabel="x", ylabel="y", zlabel="z")
     ax.set_box_aspect((1, 1, 1))
@@ -181,6 +175,21 @@ def kernel_isosurfaces(kernel, pair: tuple[int, int] = (0, 0), path: int = 0, en
     ax.set_title(f"{basis.irreps_in[pair[1]].ir} -> {basis.irreps_out[pair[0]].ir}, l_f={l_f}, entry {tuple(entry)}\n"
                  f"surfaces at +-{level:g} of the largest value", fontsize=8)
     return figure
+
+
+def _isosurfaces(volume: np.ndarray, threshold: float, step: tuple[float, float, float]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """``(sign, vertices [V, 3], faces [F, 3])`` of the surfaces ``sign * volume = threshold`` (marching
+    cubes), vertices in centred physical coordinates, for each sign whose region is not empty."""
+    from skimage.measure import marching_cubes
+
+    origin = np.array([(n - 1) / 2 * h for n, h in zip(volume.shape, step)])
+    surfaces = []
+    for sign in (1, -1):
+        if (sign * volume).max() > threshold:
+            # the zero pad closes surfaces cut by the box; it shifts indices by one
+            vertices, faces, _, _ = marching_cubes(np.pad(sign * volume, 1), threshold, spacing=step)
+            surfaces.append((sign, vertices - origin - np.array(step), faces))
+    return surfaces
 
 
 def _copies(irreps) -> list[tuple[int, int, int]]:
