@@ -287,7 +287,8 @@ def equivariance_bars(errors: Mapping, *, ax=None, tolerance: float | None = Non
         raise ValueError("errors: expected {irrep: error} or {label: {irrep: error}}, got an empty mapping")
     groups = errors if all(isinstance(v, Mapping) for v in errors.values()) else {"": errors}
     irreps = list(dict.fromkeys(ir for group in groups.values() for ir in group))
-    figure, ax = _figure(ax, (1.2 + 0.9 * len(irreps) * len(groups) ** 0.5, 3.4))
+    legend = len(groups) > 1 or tolerance is not None
+    figure, ax = _figure(ax, (1.6 + 0.9 * len(irreps) * len(groups) ** 0.5 + 2.6 * legend, 3.4))
     width = 0.8 / len(groups)
     for i, (label, group) in enumerate(groups.items()):
         positions = [j + (i - (len(groups) - 1) / 2) * width for j, ir in enumerate(irreps) if ir in group]
@@ -298,8 +299,8 @@ def equivariance_bars(errors: Mapping, *, ax=None, tolerance: float | None = Non
     ax.set_yscale("log")
     ax.set_xticks(range(len(irreps)), irreps)
     ax.set(xlabel="output irrep", ylabel="relative error", title=title or "equivariance error per irrep")
-    if len(groups) > 1 or tolerance is not None:
-        ax.legend(fontsize=8)
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars span the whole height
     return figure
 
 

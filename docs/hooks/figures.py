@@ -29,19 +29,22 @@ def on_pre_build(config, **kwargs) -> None:
         kernel_isosurfaces(conv, entry=(m, 0), ax=figure.add_subplot(1, 3, i + 1, projection="3d"))
     save_figure(figure, FIGURES / "kernel_0e_2e_isosurfaces.png", dpi=90)
 
-    # a smooth scalar bump and the vector field a steerable layer makes of it, before and after a grid rotation
+    # two scalar bumps of different sizes, the field a steerable layer makes of them, and the same after a
+    # quarter turn about z (a grid symmetry that keeps the plane z = 0): the arrows turn with the pattern
     size = 21
     x = torch.linspace(-1, 1, size, dtype=torch.float64)
-    bump = torch.exp(-6 * ((x[:, None, None] - 0.3) ** 2 + (x[None, :, None] + 0.1) ** 2 + x[None, None, :] ** 2))
+    r2 = lambda cx, cy: (x[:, None, None] - cx) ** 2 + (x[None, :, None] - cy) ** 2 + x[None, None, :] ** 2
+    bumps = torch.exp(-12 * r2(0.35, 0.2)) + 0.6 * torch.exp(-25 * r2(-0.4, -0.3))
     layer = SteerableConv3d("0e", "0e + 1o", 5).double()
     with torch.no_grad():
         layer.weight.normal_()
-        field = layer(bump[None, None])
-    g = grid_symmetries()[9]
+        field = layer(bumps[None, None])
+    quarter_turn = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    assert any(torch.equal(quarter_turn, g) for g in grid_symmetries())
     figure = Figure(figsize=(9, 3.8), layout="constrained")
-    field_slice(field, "0e + 1o", every=2, ax=figure.add_subplot(1, 2, 1), title="f(x)")
-    rotated = transform_field(field, "0e + 1o", g)
-    field_slice(rotated, "0e + 1o", every=2, ax=figure.add_subplot(1, 2, 2), title="g f(x), g a grid rotation")
+    field_slice(field, "0e + 1o", every=2, ax=figure.add_subplot(1, 2, 1), title="f(x): scalar and vector outputs")
+    turned = transform_field(field, "0e + 1o", quarter_turn)
+    field_slice(turned, "0e + 1o", every=2, ax=figure.add_subplot(1, 2, 2), title="g f(x), g a quarter turn about z")
     save_figure(figure, FIGURES / "field_slice.png", dpi=90)
 
     smooth = torch.nn.functional.avg_pool3d(torch.randn(1, 1, 29, 29, 29, dtype=torch.float64), 5, 1, 2)
