@@ -2,7 +2,7 @@
 as on the site, so they use plain-text conventions that Markdown would garble. At load time each docstring
 gets
 
-* doctest blocks (from a ``>>>`` line to the next blank line) fenced as Python code;
+* doctest blocks (from a ``>>>`` line to the next blank line) fenced as Python console code;
 * Sphinx roles (``:func:`~steerable3d.x.f```) turned into cross-references when they name a steerable3d
   object (resolved by autorefs: a wrong name fails the strict build) and into code otherwise (torch, e3nn);
 * ``.. math::`` blocks shown as preformatted text (no MathJax: the site stays offline);
@@ -24,7 +24,7 @@ def fence_doctests(text: str) -> str:
     for line in lines:
         if not inside and line.lstrip().startswith(">>>"):
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}```python")
+            out.append(f"{indent}```pycon")
             inside = True
         elif inside and not line.strip():
             out.append(f"{indent}```")

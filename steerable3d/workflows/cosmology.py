@@ -19,6 +19,11 @@ Protocol (see :mod:`steerable3d.data.cosmology`):
 * scores per ``k`` shell over the test fields: transfer function ``T(k) = sqrt(P_pred / P_true)`` and
   cross-correlation ``r(k)``, reported with the targets below half the Nyquist frequency; errors under the
   48 grid symmetries (about the centre of the periodic box).
+
+The public API: :class:`FieldTask` (the data), :class:`FieldModel` and :func:`build_models` (the networks),
+:func:`train_model`, :func:`evaluate` and :func:`grid_error` (the steps of one run), :func:`run` (the whole
+protocol) and its :class:`Result` records, :func:`format_table`, :func:`save_results`, :func:`load_results`
+and :func:`plot_results`. ``steerable3d cosmology`` (:mod:`steerable3d.cli`) runs it from the command line.
 """
 
 from __future__ import annotations
@@ -49,8 +54,23 @@ TASKS = {"displacement": "1x1o", "density": "1x0e"}
 
 @dataclass
 class FieldTask:
-    """Draws ``(delta [B, 1, N, N, N], target [B, C, N, N, N])`` float32 pairs for ``task``: the target is
-    the Zel'dovich displacement in voxels (``C = 3``) or the cloud-in-cell density contrast (``C = 1``)."""
+    """Draws ``(delta [B, 1, N, N, N], target [B, C, N, N, N])`` float32 pairs for ``task``: the input is the
+    linear density contrast (dimensionless), the target the Zel'dovich displacement in voxels (``C = 3``,
+    ``1x1o``) or the cloud-in-cell density contrast of the moved particles (``C = 1``, ``1x0e``). ``size``
+    is ``N`` (voxels a side, a multiple of 4), ``box_size`` the box side in Mpc/h, and the power spectrum
+    is ``amplitude * k^index`` (``k`` in h/Mpc).
+
+    >>> task = FieldTask("displacement", size=8, box_size=32.0)
+    >>> delta, psi = task.sample(2, torch.Generator().manual_seed(0))
+    >>> delta.shape, psi.shape, task.irreps_out
+    (torch.Size([2, 1, 8, 8, 8]), torch.Size([2, 3, 8, 8, 8]), '1x1o')
+    >>> again, _ = task.sample(2, torch.Generator().manual_seed(0))
+    >>> bool(torch.equal(delta, again))  # the generator's seed fixes the fields
+    True
+    >>> _, rho = FieldTask("density", 8, 32.0).sample(1, torch.Generator().manual_seed(0))
+    >>> rho.shape, bool(rho.min() >= -1)  # a density contrast: 1 + rho >= 0
+    (torch.Size([1, 1, 8, 8, 8]), True)
+    """
 
     task: str = "displacement"
     size: int = 24
@@ -83,7 +103,20 @@ class FieldModel(torch.nn.Module):
     linear part of the map) plus a U-Net (the local and non-linear part). The linear weights start at 0 (a
     box-sized kernel at the usual scale would start far off) and the scalar ``gain`` too, so training
     starts from a zero prediction. Both parts are equivariant for a steerable model;
-    :func:`~steerable3d.models.plain_counterpart` turns both into plain layers."""
+    :func:`~steerable3d.models.plain_counterpart` turns both into plain layers. Maps ``delta [B, 1, N, N, N]``
+    to ``[B, C, N, N, N]`` (``C`` the dimension of ``net.irreps_out``).
+
+    >>> from steerable3d.models import EquivariantUNet
+    >>> from steerable3d.nn import SteerableConv3d
+    >>> linear = SteerableConv3d("1x0e", "1x1o", 7, padding_mode="circular", backend="fft")
+    >>> net = EquivariantUNet(3, 1, 3, (12,), (), parity=True, padding_mode="circular", irreps_out="1x1o")
+    >>> model = FieldModel(linear, net)
+    >>> model.irreps_in, model.irreps_out
+    (1x0e, 1x1o)
+    >>> prediction = model(torch.randn(2, 1, 8, 8, 8))
+    >>> prediction.shape, bool(prediction.abs().max() == 0)  # training starts from a zero prediction
+    (torch.Size([2, 3, 8, 8, 8]), True)
+    """
 
     def __init__(self, linear: torch.nn.Module, net: torch.nn.Module) -> None:
         super().__init__()
@@ -99,7 +132,16 @@ class FieldModel(torch.nn.Module):
 
 
 def build_models(task: FieldTask) -> dict[str, Callable[[], torch.nn.Module]]:
-    """The two networks, by name (constructors, so each run starts from its own seed)."""
+    """The two networks, by name (constructors, so each run starts from its own seed): the
+    :class:`FieldModel` of a box-sized steerable convolution and an
+    :class:`~steerable3d.models.EquivariantUNet` (16/32/64 channels), and its plain counterpart.
+
+    >>> constructors = build_models(FieldTask("displacement", 8, 32.0))
+    >>> list(constructors)
+    ['EquivariantUNet', 'plain CNN (same graph)']
+    >>> all(callable(build) for build in constructors.values())
+    True
+    """
     channels = o3.Irreps(task.irreps_out).dim
 
     def equivariant() -> FieldModel:
@@ -119,7 +161,19 @@ def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_si
                 progress: Callable | None = None, description: str = "train",
                 boxes: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[list[float], float]:
     """Adam with a cosine learning rate, mean squared error on fresh fields every step, or on batches
-    drawn from a fixed training set ``boxes = (delta, target)`` (as simulations are). Returns (losses, seconds)."""
+    drawn from a fixed training set ``boxes = (delta [M, 1, N, N, N], target [M, C, N, N, N])`` (as
+    simulations are). Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds).
+
+    >>> from steerable3d.models import EquivariantUNet
+    >>> from steerable3d.nn import SteerableConv3d
+    >>> task = FieldTask("displacement", 8, 32.0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = FieldModel(SteerableConv3d("1x0e", "1x1o", 7, padding_mode="circular", backend="fft"),
+    ...                    EquivariantUNet(3, 1, 3, (12,), (), parity=True, padding_mode="circular", irreps_out="1x1o"))
+    >>> losses, seconds = train_model(model, task, 20, lr=1e-2)
+    >>> len(losses), sum(losses[-5:]) < sum(losses[:5])
+    (20, True)
+    """
     def batch_loss(generator: torch.Generator) -> torch.Tensor:
         if boxes is None:
             delta, target = task.sample(batch_size, generator)
@@ -134,7 +188,22 @@ def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_si
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: FieldTask, test: tuple[torch.Tensor, torch.Tensor]) -> dict[str, list[float]]:
     """Per ``k`` shell over the test fields: ``k`` (h/Mpc), ``T`` and ``r`` (spectra summed over fields and
-    components), and the relative squared error of the fields."""
+    components), and the relative squared error of the fields. ``test = (delta [M, 1, N, N, N], target
+    [M, C, N, N, N])``, as :meth:`FieldTask.sample` draws them.
+
+    >>> from steerable3d.models import EquivariantUNet
+    >>> from steerable3d.nn import SteerableConv3d
+    >>> task = FieldTask("displacement", 8, 32.0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = FieldModel(SteerableConv3d("1x0e", "1x1o", 7, padding_mode="circular", backend="fft"),
+    ...                    EquivariantUNet(3, 1, 3, (12,), (), parity=True, padding_mode="circular", irreps_out="1x1o"))
+    >>> _ = train_model(model, task, 10, lr=1e-2)
+    >>> scores = evaluate(model, task, task.sample(2, torch.Generator().manual_seed(1)))
+    >>> sorted(scores), len(scores["k"]) == len(scores["T"]) == len(scores["r"])
+    (['T', 'k', 'r', 'relative_squared_error'], True)
+    >>> all(-1 <= r <= 1 for r in scores["r"]), all(t >= 0 for t in scores["T"])
+    (True, True)
+    """
     model.eval()
     delta, target = test
     prediction = torch.cat([model(delta[i : i + 2]) for i in range(0, len(delta), 2)])
@@ -146,13 +215,41 @@ def evaluate(model: torch.nn.Module, task: FieldTask, test: tuple[torch.Tensor, 
 
 def grid_error(model: torch.nn.Module, task: FieldTask, delta: torch.Tensor) -> float:
     """Largest ``max |f(g x) - g f(x)| / max |g f(x)|`` over the 48 grid symmetries ``g`` about the box
-    centre (:func:`~steerable3d.testing.equivariance_error`, in eval mode)."""
+    centre (:func:`~steerable3d.testing.equivariance_error`, in eval mode), for inputs ``delta [B, 1, N, N,
+    N]``: float rounding (about 1e-7) for an equivariant model.
+
+    >>> from steerable3d.models import EquivariantUNet
+    >>> from steerable3d.nn import SteerableConv3d
+    >>> task = FieldTask("displacement", 8, 32.0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = FieldModel(SteerableConv3d("1x0e", "1x1o", 7, padding_mode="circular", backend="fft"),
+    ...                    EquivariantUNet(3, 1, 3, (12,), (), parity=True, padding_mode="circular", irreps_out="1x1o"))
+    >>> with torch.no_grad():
+    ...     _ = model.gain.fill_(1.0)  # as after training: the U-Net's part counts
+    >>> delta = task.sample(1, torch.Generator().manual_seed(1))[0]
+    >>> grid_error(model, task, delta) < 1e-5
+    True
+    >>> from steerable3d.models import plain_counterpart
+    >>> grid_error(plain_counterpart(model, delta), task, delta) > 1e-2  # the same graph in plain layers
+    True
+    """
     model.eval()
     return max(equivariance_error(model, delta, "1x0e", task.irreps_out).values())
 
 
 @dataclass
 class Result:
+    """One trained network's scores (one per task and model in :func:`run`): ``parameters`` (count),
+    ``train_seconds``, ``final_loss`` (mean squared error of the last 20 steps, in the target's units
+    squared), ``scores`` as :func:`evaluate` gives them (``k`` in h/Mpc) and ``grid_error`` (relative, see
+    :func:`grid_error`).
+
+    >>> r = Result("displacement", "EquivariantUNet", 1234, 5.0, 0.01,
+    ...            {"k": [0.1, 0.2], "T": [0.98, 0.9], "r": [0.999, 0.95], "relative_squared_error": [0.02]}, 2e-7)
+    >>> r.model, r.scores["r"][0], r.grid_error
+    ('EquivariantUNet', 0.999, 2e-07)
+    """
+
     task: str
     model: str
     parameters: int
@@ -169,16 +266,33 @@ def low_k(result: Result, task: FieldTask) -> np.ndarray:
 
 def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, size: int = 24, box_size: float = 96.0,
         test: int = 8, seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
-        trained: dict | None = None, train_boxes: int | None = None) -> list[Result]:
-    """The whole protocol: both networks on every task, on fresh fields every step or, with
-    ``train_boxes``, on a fixed training set of that many boxes. With a dict ``trained``, it receives
-    ``(task name, model name) -> (FieldTask, model)`` (for :func:`plot_results`)."""
+        trained: dict | None = None, train_boxes: int | None = None,
+        models: Callable[[FieldTask], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
+    """The whole protocol: both networks on every task (``size^3`` voxels, boxes of ``box_size`` Mpc/h,
+    ``steps`` training steps, ``test`` test fields), on fresh fields every step or, with ``train_boxes``,
+    on a fixed training set of that many boxes. With a dict ``trained``, it receives ``(task name, model
+    name) -> (FieldTask, model)`` (for :func:`plot_results`). ``models`` maps a :class:`FieldTask` to the
+    networks' constructors (default :func:`build_models`, the protocol's; smaller ones make a quick run).
+    Returns one :class:`Result` per task and model.
+
+    >>> from steerable3d.models import EquivariantUNet
+    >>> from steerable3d.nn import SteerableConv3d
+    >>> def small(task):
+    ...     return {"small U-Net": lambda: FieldModel(
+    ...         SteerableConv3d("1x0e", task.irreps_out, task.size - 1, padding_mode="circular", backend="fft"),
+    ...         EquivariantUNet(3, 1, 3, (12,), (), parity=True, padding_mode="circular", irreps_out=task.irreps_out))}
+    >>> results = run(tasks=("displacement",), steps=5, size=8, box_size=32.0, test=2, log=lambda line: None, models=small)
+    >>> [(r.task, r.model) for r in results], sorted(results[0].scores)
+    ([('displacement', 'small U-Net')], ['T', 'k', 'r', 'relative_squared_error'])
+    >>> results[0].grid_error < 1e-5
+    True
+    """
     results = []
     for name in tasks:
         task = FieldTask(name, size, box_size)
         test_fields = task.sample(test, torch.Generator().manual_seed(10_000 + seed))
         boxes = None if train_boxes is None else task.sample(train_boxes, torch.Generator().manual_seed(20_000 + seed))
-        for model_name, build in build_models(task).items():
+        for model_name, build in (models or build_models)(task).items():
             torch.manual_seed(seed)
             model = build()
             losses, seconds = train_model(model, task, steps, seed=seed, progress=progress, description=f"{name}: {model_name}",
@@ -197,7 +311,25 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
 
 def format_table(results: Sequence[Result], size: int = 24, box_size: float = 96.0) -> str:
     """Markdown: one table per task, one row per ``k`` shell with ``T`` and ``r`` of every model, then a
-    summary below half the Nyquist frequency."""
+    summary below half the Nyquist frequency. ``size`` and ``box_size`` (Mpc/h) are the run's.
+
+    >>> results = [Result("displacement", name, 1000, 5.0, 0.01, {"k": [0.1, 0.2, 0.3], "T": [0.99, 0.95, 0.8],
+    ...                   "r": [0.999, 0.98, 0.9], "relative_squared_error": [0.05]}, 1e-7)
+    ...            for name in ("EquivariantUNet", "plain CNN (same graph)")]
+    >>> print(format_table(results, size=8, box_size=32.0))
+    **displacement**
+    <BLANKLINE>
+    | k (h/Mpc) | T EquivariantUNet | r EquivariantUNet | T plain CNN (same graph) | r plain CNN (same graph) |
+    |---|---|---|---|---|
+    | 0.100 | 0.9900 | 0.9990 | 0.9900 | 0.9990 |
+    | 0.200 | 0.9500 | 0.9800 | 0.9500 | 0.9800 |
+    | 0.300 | 0.8000 | 0.9000 | 0.8000 | 0.9000 |
+    <BLANKLINE>
+    | model | parameters | training | max abs(T - 1), k < k_Nyq/2 | min r | mean r | relative squared error | grid-symmetry error |
+    |---|---|---|---|---|---|---|---|
+    | EquivariantUNet | 1000 | 5 s | 0.2000 | 0.9000 | 0.9597 | 0.0500 | 1.0e-07 |
+    | plain CNN (same graph) | 1000 | 5 s | 0.2000 | 0.9000 | 0.9597 | 0.0500 | 1.0e-07 |
+    """
     out = []
     for name in dict.fromkeys(r.task for r in results):
         rows = [r for r in results if r.task == name]
@@ -219,18 +351,52 @@ def format_table(results: Sequence[Result], size: int = 24, box_size: float = 96
 
 
 def save_results(results: Sequence[Result], path) -> None:
-    """Every score as JSON (a list of :class:`Result` fields), written atomically; :func:`load_results` reads it back."""
+    """Every score as JSON (a list of :class:`Result` fields), written atomically; :func:`load_results` reads it back.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> results = [Result("displacement", name, 1000, 5.0, 0.01, {"k": [0.1, 0.2, 0.3], "T": [0.99, 0.95, 0.8],
+    ...                   "r": [0.999, 0.98, 0.9], "relative_squared_error": [0.05]}, 1e-7)
+    ...            for name in ("EquivariantUNet", "plain CNN (same graph)")]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_results(results, Path(folder) / "cosmology.json")
+    ...     load_results(Path(folder) / "cosmology.json") == results
+    True
+    """
     save_records(results, path)
 
 
 def load_results(path) -> list[Result]:
+    """The :class:`Result` records :func:`save_results` wrote to ``path`` (JSON).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> results = [Result("density", "EquivariantUNet", 1000, 5.0, 0.01, {"k": [0.1], "T": [0.9], "r": [0.99]}, 1e-7)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_results(results, Path(folder) / "cosmology.json")
+    ...     loaded = load_results(Path(folder) / "cosmology.json")
+    >>> loaded == results, type(loaded[0]).__name__
+    (True, 'Result')
+    """
     return load_records(Result, path)
 
 
 def plot_results(results: Sequence[Result], path, size: int = 24, box_size: float = 96.0,
                  example: tuple[FieldTask, torch.nn.Module] | None = None) -> None:
     """``T(k)`` and ``r(k)`` per task (one colour per model, half Nyquist dotted) and, with
-    ``example = (task, model)``, a slice of one test field's input, target and prediction."""
+    ``example = (task, model)``, a slice of one test field's input, target and prediction; a PNG (or any
+    format matplotlib infers from ``path``). ``size`` and ``box_size`` (Mpc/h) are the run's.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> results = [Result("displacement", name, 1000, 5.0, 0.01, {"k": [0.1, 0.2, 0.3], "T": [0.99, 0.95, 0.8],
+    ...                   "r": [0.999, 0.98, 0.9], "relative_squared_error": [0.05]}, 1e-7)
+    ...            for name in ("EquivariantUNet", "plain CNN (same graph)")]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     plot_results(results, Path(folder) / "cosmology.png", size=8, box_size=32.0)
+    ...     (Path(folder) / "cosmology.png").stat().st_size > 10_000
+    True
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -9,7 +9,7 @@ Protocol (all at 2 mm, see :mod:`steerable3d.data.mni152`):
 * test conditions: the cube as is; 6 of the 24 grid rotations of the cube (every fourth; exact array
   rotations of image and labels); random rotations about the cube's centre, made at 1 mm from the T1 and the probability maps
   (cubic spline), then reduced and labelled exactly as the training data;
-* models: :class:`~steerable3d.models.EquivariantUNet` (O(3), 16/32/64 channels, 17.9k parameters),
+* models: :class:`~steerable3d.models.EquivariantUNet` (O(3), 16/32/64 channels, 17.2k parameters),
   MONAI's ``UNet`` of a similar size (6/12/24 channels, one residual unit, instance norm, 20.4k
   parameters), trained the same way (Adam, lr 3e-3, Dice + cross-entropy, batch 2, ``steps`` steps drawn
   from the pool), and a per-voxel intensity classifier (each of 64 intensity bins gets its most frequent
@@ -19,6 +19,13 @@ Protocol (all at 2 mm, see :mod:`steerable3d.data.mni152`):
 
 Input intensities are divided by the mean T1 of the training region's brain voxels (the background stays
 0). Every model sees the same patches in the same order.
+
+The public API: the geometry (:data:`CORNER`, :data:`SIZE`, :data:`RADIUS`, :data:`TRAIN_Y`),
+:func:`make_split` and its :class:`Split` (the data), :func:`build_models` (the networks), :func:`run` (the
+whole protocol) and its :class:`Result` records, :func:`format_tables`, :func:`save_results`,
+:func:`load_results` and :func:`plot_learning_curves`. The steps of :func:`run` (``patch_pool``,
+``train_model``, ``network_predictor``, ``intensity_predictor``, ``evaluate``, ``sphere_dice``) stay
+importable. ``steerable3d mni152`` (:mod:`steerable3d.cli`) runs it from the command line.
 """
 
 from __future__ import annotations
@@ -39,9 +46,8 @@ from ..symmetry import grid_symmetries, random_rotations, transform_field
 from ._results import load_records, save_records
 
 __all__ = [
-    "CORNER", "SIZE", "RADIUS", "TRAIN_Y", "Split", "make_split", "build_models", "patch_pool", "train_model", "evaluate",
-    "network_predictor", "intensity_predictor", "sphere_dice", "run", "format_tables", "save_results",
-    "load_results", "plot_learning_curves",
+    "CORNER", "SIZE", "RADIUS", "TRAIN_Y", "Split", "make_split", "build_models", "Result", "run", "format_tables",
+    "save_results", "load_results", "plot_learning_curves",
 ]
 
 CORNER = (40, 52, 19)  # the test cube's first reduced voxel; its centre is 2 CORNER + 47.5 at 1 mm
@@ -54,12 +60,26 @@ SPACING = 2.0  # mm
 
 @dataclass
 class Split:
-    """Training region ``image [1, X, TRAIN_Y, Z]`` and ``labels``; test cubes per condition."""
+    """What :func:`make_split` gives for a task: the training region ``image [1, X, TRAIN_Y, Z]`` (float32,
+    T1 divided by ``scale``) and ``labels [X, TRAIN_Y, Z]`` (int64 class indices, 0 the background), the
+    patch corners ``brain [n, 3]`` (voxel indices of the 32^3 patches centred on brain voxels), the test
+    cubes per condition (``image [1, S, S, S]``, ``labels [S, S, S]`` with ``S = SIZE``), the scoring
+    ``sphere [S, S, S]`` (bool) and ``scale``, the mean T1 of the training brain. Voxels of 2 mm.
+
+    >>> split = make_split("tissue", rotations=1)
+    >>> split.image.shape, split.labels.shape, split.brain.shape[1]
+    (torch.Size([1, 98, 60, 94]), torch.Size([98, 60, 94]), 3)
+    >>> {condition: len(cubes) for condition, cubes in split.tests.items()}
+    {'unrotated': 1, 'grid rotations': 6, 'arbitrary rotations': 1}
+    >>> image, labels = split.tests["unrotated"][0]
+    >>> image.shape, labels.shape, split.sphere.shape
+    (torch.Size([1, 48, 48, 48]), torch.Size([48, 48, 48]), torch.Size([48, 48, 48]))
+    """
 
     task: str
     image: torch.Tensor
     labels: torch.Tensor
-    brain: torch.Tensor  # candidate patch centres [n, 3]
+    brain: torch.Tensor  # corners of the candidate patches (centred on brain voxels) [n, 3]
     tests: dict[str, list[tuple[torch.Tensor, torch.Tensor]]]  # condition -> [(image [1, S, S, S], labels [S, S, S])]
     sphere: torch.Tensor  # [S, S, S] bool
     scale: float
@@ -72,7 +92,19 @@ def _sphere() -> torch.Tensor:
 
 
 def make_split(task: str, rotations: int = 4, seed: int = 0, template: MNI152 | None = None, progress: Callable | None = None) -> Split:
-    """Training data and test cubes for ``task`` (``"tissue"`` or ``"context"``)."""
+    """Training data and test cubes for ``task`` (``"tissue"`` or ``"context"``): the posterior training
+    region, the test cube unrotated, under 6 grid rotations and under ``rotations`` random rotations (seeded
+    by ``seed``). ``template`` defaults to :func:`~steerable3d.data.mni152.load_mni152`'s.
+
+    >>> split = make_split("context", rotations=1)
+    >>> sorted(split.labels.unique().tolist())  # other, cortical grey matter, deep grey matter
+    [0, 1, 2]
+    >>> int(split.sphere.sum()), SIZE, RADIUS  # scoring voxels in the 24 mm sphere of the 48^3 cube
+    (7208, 48, 12)
+    >>> brain = split.image[0][split.labels > 0]
+    >>> bool(abs(brain.mean() - 1) < 0.2)  # intensities in units of the training brain's mean T1
+    True
+    """
     template = template or load_mni152()
     reduced = template.reduced()
     train = (slice(None), slice(0, TRAIN_Y), slice(None))
@@ -102,7 +134,12 @@ def make_split(task: str, rotations: int = 4, seed: int = 0, template: MNI152 | 
 
 
 def build_models(classes: int = 3) -> dict[str, Callable[[], torch.nn.Module]]:
-    """The two networks, by name (constructors, so each run starts from its own seed)."""
+    """The two networks, by name (constructors, so each run starts from its own seed), for ``classes``
+    classes including the background: maps ``[B, 1, X, Y, Z]`` to logits ``[B, classes, X, Y, Z]``.
+
+    >>> {name: sum(p.numel() for p in build().parameters()) for name, build in build_models(3).items()}
+    {'EquivariantUNet': 17203, 'MONAI UNet': 20403}
+    """
     from monai.networks.nets import UNet
 
     return {
@@ -181,6 +218,17 @@ def intensity_predictor(split: Split, bins: int = 64) -> Callable[[torch.Tensor]
 
 @dataclass
 class Result:
+    """One row of :func:`run`: a model trained on a pool of ``patches`` patches (0 for the per-voxel
+    baseline, trained on all voxels), its ``parameters`` (count), ``train_seconds``, ``final_loss`` (Dice +
+    cross-entropy of the last 20 steps; NaN for the baseline) and ``dice``: per test condition, the mean
+    foreground Dice in the sphere of every test cube (a fraction in [0, 1]).
+
+    >>> r = Result("tissue", "EquivariantUNet", 64, 17203, 120.0, 0.4,
+    ...            {"unrotated": [0.9], "grid rotations": [0.9] * 6, "arbitrary rotations": [0.88, 0.86]})
+    >>> r.model, min(r.dice["arbitrary rotations"])
+    ('EquivariantUNet', 0.86)
+    """
+
     task: str
     model: str
     patches: int
@@ -191,8 +239,24 @@ class Result:
 
 
 def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (16, 64, 256), steps: int = 400, rotations: int = 4,
-        seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print) -> list[Result]:
-    """The whole protocol; returns one :class:`Result` per task, model and pool size (and the baseline)."""
+        seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
+        models: Callable[[int], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
+    """The whole protocol; returns one :class:`Result` per task, model and pool size (and the baseline).
+    ``models`` maps the number of classes to the networks' constructors (default :func:`build_models`, the
+    protocol's; smaller ones make a quick run). An equivariant network scores the same Dice under the grid
+    rotations as unrotated, as the per-voxel baseline does:
+
+    >>> import numpy as np
+    >>> from steerable3d.models import EquivariantUNet
+    >>> def small(classes):
+    ...     return {"small U-Net": lambda: EquivariantUNet(3, 1, classes, (12,), (), irreps=["4x0e + 1x1o"], parity=True,
+    ...                                                    spacing=2.0, kernel_size=3, convolutions=1)}
+    >>> results = run(tasks=("tissue",), patches=(2,), steps=2, rotations=1, log=lambda line: None, models=small)
+    >>> [(r.model, r.patches) for r in results]
+    [('per-voxel intensity', 0), ('small U-Net', 2)]
+    >>> [np.allclose(r.dice["grid rotations"], r.dice["unrotated"][0], rtol=0, atol=1e-12) for r in results]
+    [True, True]
+    """
     template = load_mni152()
     results = []
     for task in tasks:
@@ -204,7 +268,7 @@ def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (
         results.append(baseline)
         for n in patches:
             pool = patch_pool(split, n, seed)
-            for name, build in build_models(len(TASKS[task])).items():
+            for name, build in (models or build_models)(len(TASKS[task])).items():
                 torch.manual_seed(seed)
                 model = build()
                 losses, seconds = train_model(model, split, pool, steps, seed=seed, progress=progress, description=f"{task} {name} n={n}")
@@ -217,7 +281,24 @@ def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (
 
 
 def format_tables(results: Sequence[Result]) -> str:
-    """Markdown: per task, one row per model and pool size; Dice in % (mean, and the worst grid rotation)."""
+    """Markdown: per task, one row per model and pool size; Dice in % (mean, and the worst grid rotation).
+
+    >>> results = [Result("tissue", "per-voxel intensity", 0, 0, 0.0, math.nan,
+    ...                   {"unrotated": [0.8], "grid rotations": [0.8] * 6, "arbitrary rotations": [0.79, 0.77]}),
+    ...            Result("tissue", "EquivariantUNet", 64, 17203, 120.0, 0.4,
+    ...                   {"unrotated": [0.9], "grid rotations": [0.9] * 6, "arbitrary rotations": [0.88, 0.86]}),
+    ...            Result("tissue", "EquivariantUNet", 256, 17203, 121.0, 0.3,
+    ...                   {"unrotated": [0.92], "grid rotations": [0.92] * 6, "arbitrary rotations": [0.9, 0.9]})]
+    >>> print(format_tables(results))
+    **tissue** (grey matter, white matter; mean foreground Dice in the sphere, %)
+    <BLANKLINE>
+    | model | params | training patches | train s | unrotated | grid rotations: mean / worst | arbitrary rotations: mean / worst |
+    |---|---|---|---|---|---|---|
+    | per-voxel intensity | 0 | all voxels | 0 | 80.00 | 80.00 / 80.00 | 78.00 / 77.00 |
+    | EquivariantUNet | 17,203 | 64 | 120 | 90.00 | 90.00 / 90.00 | 87.00 / 86.00 |
+    | EquivariantUNet | 17,203 | 256 | 121 | 92.00 | 92.00 / 92.00 | 90.00 / 90.00 |
+    <BLANKLINE>
+    """
     out = []
     for task in dict.fromkeys(r.task for r in results):
         out += [f"**{task}** ({', '.join(TASKS[task][1:])}; mean foreground Dice in the sphere, %)", "",
@@ -237,17 +318,59 @@ def format_tables(results: Sequence[Result]) -> str:
 
 
 def save_results(results: Sequence[Result], path) -> None:
-    """Every score as JSON (a list of :class:`Result` fields), written atomically; :func:`load_results` reads it back."""
+    """Every score as JSON (a list of :class:`Result` fields), written atomically; :func:`load_results` reads it back.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> results = [Result("context", "EquivariantUNet", 16, 17203, 100.0, 0.5,
+    ...                   {"unrotated": [0.7], "grid rotations": [0.7] * 6, "arbitrary rotations": [0.65]})]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_results(results, Path(folder) / "mni152.json")
+    ...     load_results(Path(folder) / "mni152.json") == results
+    True
+    """
     save_records(results, path)
 
 
 def load_results(path) -> list[Result]:
+    """The :class:`Result` records :func:`save_results` wrote to ``path`` (JSON; the baseline's NaN
+    ``final_loss`` comes back as NaN).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> results = [Result("tissue", "per-voxel intensity", 0, 0, 0.0, math.nan,
+    ...                   {"unrotated": [0.8], "grid rotations": [0.8] * 6, "arbitrary rotations": [0.79, 0.77]}),
+    ...            Result("tissue", "EquivariantUNet", 64, 17203, 120.0, 0.4,
+    ...                   {"unrotated": [0.9], "grid rotations": [0.9] * 6, "arbitrary rotations": [0.88, 0.86]}),
+    ...            Result("tissue", "EquivariantUNet", 256, 17203, 121.0, 0.3,
+    ...                   {"unrotated": [0.92], "grid rotations": [0.92] * 6, "arbitrary rotations": [0.9, 0.9]})]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_results(results, Path(folder) / "mni152.json")
+    ...     loaded = load_results(Path(folder) / "mni152.json")
+    >>> format_tables(loaded) == format_tables(results), math.isnan(loaded[0].final_loss)
+    (True, True)
+    """
     return load_records(Result, path)
 
 
 def plot_learning_curves(results: Sequence[Result], path) -> None:
     """Dice against the number of training patches, per task: one colour per model, solid unrotated,
-    dashed under arbitrary rotations; the per-voxel baseline as horizontal lines (matplotlib)."""
+    dashed under arbitrary rotations; the per-voxel baseline as horizontal lines (matplotlib); a PNG (or
+    any format matplotlib infers from ``path``).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> results = [Result("tissue", "per-voxel intensity", 0, 0, 0.0, math.nan,
+    ...                   {"unrotated": [0.8], "grid rotations": [0.8] * 6, "arbitrary rotations": [0.79, 0.77]}),
+    ...            Result("tissue", "EquivariantUNet", 64, 17203, 120.0, 0.4,
+    ...                   {"unrotated": [0.9], "grid rotations": [0.9] * 6, "arbitrary rotations": [0.88, 0.86]}),
+    ...            Result("tissue", "EquivariantUNet", 256, 17203, 121.0, 0.3,
+    ...                   {"unrotated": [0.92], "grid rotations": [0.92] * 6, "arbitrary rotations": [0.9, 0.9]})]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     plot_learning_curves(results, Path(folder) / "curves.png")
+    ...     (Path(folder) / "curves.png").stat().st_size > 10_000
+    True
+    """
     try:
         import matplotlib
 

@@ -13,6 +13,11 @@ everything needed to resume exactly: model, optimizer, step, the patch sampler's
 Kernels live in physical units: the model is built for the training images' voxel size and
 :func:`predict` sets the model's spacing to each image's own, so a model trained at 1 mm runs on a 0.8 mm
 scan with the same weights.
+
+The public API: :class:`SegmentConfig`, :func:`train` and :func:`predict`, and the pieces they are made of:
+:func:`find_cases`, :func:`load_case` and its :class:`Case`, :func:`standardize`, :class:`PatchSampler`,
+:func:`dice_scores`. ``steerable3d segment train|predict`` (:mod:`steerable3d.cli`) runs them from the
+command line.
 """
 
 from __future__ import annotations
@@ -40,7 +45,19 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 @dataclass
 class SegmentConfig:
-    """Everything that defines a training run (stored in the checkpoint)."""
+    """Everything that defines a training run (stored in the checkpoint): the network (``classes``
+    including the background, ``channels`` per level, ``strides``, ``parity``, ``kernel_size`` taps,
+    ``spacing`` the training images' voxel size in mm, ``in_channels``, ``norm``), the patches (``patch``
+    voxels a side, ``batch_size``, ``foreground_fraction``), the optimizer (``steps``, ``lr``), validation
+    (every ``validate_every`` steps, sliding windows with ``overlap``), ``amp`` and ``seed``.
+
+    >>> config = SegmentConfig(classes=3, channels=(12,), strides=(), patch=8, steps=4, spacing=(1.5, 1.5, 1.5))
+    >>> model = config.build_model()
+    >>> model.irreps_in, model.irreps_out, model.spacing
+    (1x0e, 3x0e, (1.5, 1.5, 1.5))
+    >>> model(torch.randn(2, 1, 8, 8, 8)).shape  # logits [B, classes, X, Y, Z]
+    torch.Size([2, 3, 8, 8, 8])
+    """
 
     classes: int = 2
     channels: Sequence[int] = (16, 32, 64)
@@ -70,7 +87,15 @@ class SegmentConfig:
 @dataclass
 class Case:
     """One image (standardized, RAS) and optionally its label map: ``image`` ``[C, X, Y, Z]`` float32,
-    ``label`` ``[X, Y, Z]`` int64, ``volume`` the RAS :class:`~steerable3d.io.Volume` it came from."""
+    ``label`` ``[X, Y, Z]`` int64, ``volume`` the RAS :class:`~steerable3d.io.Volume` it came from.
+    :func:`load_case` reads one from files; one made in memory:
+
+    >>> from steerable3d.io import Volume
+    >>> volume = Volume(100 + torch.rand(1, 8, 8, 8), np.diag([1.5, 1.5, 1.5, 1.0]))
+    >>> case = Case("toy", standardize(volume.data), volume, (volume.data[0] > 100.5).long())
+    >>> case.image.shape, case.label.shape, case.volume.spacing
+    (torch.Size([1, 8, 8, 8]), torch.Size([8, 8, 8]), (1.5, 1.5, 1.5))
+    """
 
     name: str
     image: torch.Tensor
@@ -88,7 +113,27 @@ def _stem(path: Path) -> str:
 
 def find_cases(images: str | Path, labels: str | Path | None = None) -> list[tuple[Path, Path | None]]:
     """``(image, label)`` paths matched by file name (``.nii`` or ``.nii.gz``; the label may use the other
-    suffix). With ``labels``, every image needs a label map."""
+    suffix). With ``labels``, every image needs a label map.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import nibabel as nib
+    >>> def write_cases(root, n=2, size=12):
+    ...     rng = np.random.default_rng(0)
+    ...     affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
+    ...     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
+    ...     for folder in ("images", "labels"):
+    ...         (root / folder).mkdir()
+    ...     for i in range(n):
+    ...         ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
+    ...         image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
+    ...         nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
+    ...         nib.save(nib.Nifti1Image(ball, affine), root / "labels" / f"case{i}.nii.gz")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_cases(Path(folder))
+    ...     [(image.name, label.name) for image, label in find_cases(Path(folder) / "images", Path(folder) / "labels")]
+    [('case0.nii.gz', 'case0.nii.gz'), ('case1.nii.gz', 'case1.nii.gz')]
+    """
     images = Path(images)
     if not images.is_dir():
         raise FileNotFoundError(f"images: {images} is not a directory")
@@ -109,7 +154,18 @@ def find_cases(images: str | Path, labels: str | Path | None = None) -> list[tup
 
 def standardize(image: torch.Tensor) -> torch.Tensor:
     """Each channel of ``[C, X, Y, Z]`` to zero mean and unit variance over its non-zero voxels (the
-    background of a skull-stripped scan stays 0); a constant channel becomes 0."""
+    background of a skull-stripped scan stays 0); a constant channel becomes 0.
+
+    >>> image = torch.zeros(2, 4, 4, 4)
+    >>> image[0, 1:3, 1:3, 1:3] = torch.arange(1.0, 9.0).view(2, 2, 2)  # a "brain" in a zero background
+    >>> image[1] = 7.0  # a constant channel
+    >>> out = standardize(image)
+    >>> inside = image[0] != 0
+    >>> round(float(out[0][inside].mean()), 6), round(float(out[0][inside].std()), 6), bool((out[0][~inside] == 0).all())
+    (0.0, 1.0, True)
+    >>> bool((out[1] == 0).all())
+    True
+    """
     out = torch.zeros_like(image)
     for c, channel in enumerate(image):
         mask = channel != 0
@@ -121,7 +177,31 @@ def standardize(image: torch.Tensor) -> torch.Tensor:
 
 
 def load_case(image_path: Path, label_path: Path | None = None, classes: int | None = None) -> Case:
-    """Read one image (RAS, standardized) and its label map; the two must share their grid."""
+    """Read one image (RAS, standardized) and its label map; the two must share their grid. With
+    ``classes``, label values must be below it.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import nibabel as nib
+    >>> def write_cases(root, n=2, size=12):
+    ...     rng = np.random.default_rng(0)
+    ...     affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
+    ...     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
+    ...     for folder in ("images", "labels"):
+    ...         (root / folder).mkdir()
+    ...     for i in range(n):
+    ...         ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
+    ...         image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
+    ...         nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
+    ...         nib.save(nib.Nifti1Image(ball, affine), root / "labels" / f"case{i}.nii.gz")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_cases(Path(folder))
+    ...     case = load_case(Path(folder) / "images" / "case0.nii.gz", Path(folder) / "labels" / "case0.nii.gz", classes=2)
+    >>> case.name, case.image.shape, case.label.shape, case.volume.spacing
+    ('case0', torch.Size([1, 12, 12, 12]), torch.Size([12, 12, 12]), (1.5, 1.5, 1.5))
+    >>> case.volume.orientation, sorted(case.label.unique().tolist())  # LPS on disk, RAS in memory
+    (('R', 'A', 'S'), [0, 1])
+    """
     volume = load_nifti(image_path, ras=True)
     label = None
     if label_path is not None:
@@ -146,7 +226,27 @@ class PatchSampler:
 
     A fraction ``foreground_fraction`` of the patches is centred on a random foreground voxel, the rest
     anywhere; volumes smaller than the patch are zero-padded (label 0). Its random state is a
-    ``torch.Generator`` whose state goes into checkpoints, so a resumed run draws the same patches."""
+    ``torch.Generator`` whose state goes into checkpoints, so a resumed run draws the same patches.
+
+    >>> from steerable3d.io import Volume
+    >>> def ball_case(name, seed, size=12):
+    ...     generator = torch.Generator().manual_seed(seed)
+    ...     x = torch.arange(size, dtype=torch.float32) - torch.randint(4, size - 4, (3,), generator=generator)[:, None]
+    ...     label = ((x[0, :, None, None] ** 2 + x[1, None, :, None] ** 2 + x[2, None, None, :] ** 2) < 9).long()
+    ...     image = 100 + 50 * label[None] + 10 * torch.randn(1, size, size, size, generator=generator)
+    ...     volume = Volume(image, np.diag([1.5, 1.5, 1.5, 1.0]))
+    ...     return Case(name, standardize(image), volume, label)
+    >>> cases = [ball_case(f"case{i}", i) for i in range(3)]
+    >>> images, labels = PatchSampler(cases, patch=8, seed=0).sample(4)
+    >>> images.shape, labels.shape
+    (torch.Size([4, 1, 8, 8, 8]), torch.Size([4, 8, 8, 8]))
+
+    Two processes (``world_size=2``) draw the halves of the batch that one process draws:
+
+    >>> shares = [PatchSampler(cases, 8, seed=0).sample(2, rank=rank, world_size=2)[0] for rank in (0, 1)]
+    >>> bool(torch.equal(torch.cat(shares), images))
+    True
+    """
 
     def __init__(self, cases: Sequence[Case], patch: int, foreground_fraction: float = 0.5, seed: int = 0) -> None:
         if not cases or any(c.label is None for c in cases):
@@ -209,7 +309,13 @@ def segment_volume(model: EquivariantUNet, image: torch.Tensor, patch: int, over
 
 def dice_scores(prediction: torch.Tensor, label: torch.Tensor, classes: int) -> list[float]:
     """Dice per foreground class (MONAI's ``DiceMetric``) for label maps ``[X, Y, Z]``; NaN for a class
-    absent from both."""
+    absent from both.
+
+    >>> label = torch.tensor([0, 1, 1, 1, 0, 0]).view(1, 1, 6)
+    >>> prediction = torch.tensor([0, 1, 1, 0, 0, 1]).view(1, 1, 6)
+    >>> [round(d, 4) for d in dice_scores(prediction, label, classes=3)]  # class 2 is in neither
+    [0.6667, nan]
+    """
     from monai.metrics import DiceMetric
     from monai.networks.utils import one_hot
 
@@ -239,7 +345,30 @@ def train(
 ) -> tuple[EquivariantUNet, History]:
     """Train (or resume) a U-Net; checkpoints go to ``out_dir/last.pt`` (every ``validate_every`` steps
     and at the end) and ``out_dir/best.pt`` (best validation Dice). ``stop_after`` ends the call after that
-    many steps of this run (the checkpoint is written), as an interruption would."""
+    many steps of this run (the checkpoint is written), as an interruption would. Returns the model (eval
+    mode) and the :class:`History` of losses and validation Dice (mean over foreground classes).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from steerable3d.io import Volume
+    >>> def ball_case(name, seed, size=12):
+    ...     generator = torch.Generator().manual_seed(seed)
+    ...     x = torch.arange(size, dtype=torch.float32) - torch.randint(4, size - 4, (3,), generator=generator)[:, None]
+    ...     label = ((x[0, :, None, None] ** 2 + x[1, None, :, None] ** 2 + x[2, None, None, :] ** 2) < 9).long()
+    ...     image = 100 + 50 * label[None] + 10 * torch.randn(1, size, size, size, generator=generator)
+    ...     volume = Volume(image, np.diag([1.5, 1.5, 1.5, 1.0]))
+    ...     return Case(name, standardize(image), volume, label)
+    >>> cases = [ball_case(f"case{i}", i) for i in range(3)]
+    >>> config = SegmentConfig(channels=(12,), strides=(), patch=8, steps=4, validate_every=2, spacing=(1.5, 1.5, 1.5))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     model, history = train(config, cases[:2], folder, val_cases=cases[2:], log=lambda line: None)
+    ...     sorted(path.name for path in Path(folder).iterdir())
+    ['best.pt', 'last.pt']
+    >>> history.steps, [step for step, dice in history.validation]
+    ([1, 2, 3, 4], [2, 4])
+    >>> all(0 <= dice <= 1 for _, dice in history.validation)
+    True
+    """
     from monai.losses import DiceCELoss
 
     ctx = distributed.setup(device)
@@ -348,7 +477,39 @@ def predict(
 ) -> list[Path]:
     """Segment every image of a folder; writes ``<name>.nii.gz`` label maps (uint8, the image's own grid,
     affine and orientation) to ``out_dir``, and with ``probabilities`` also ``<name>_prob.nii.gz``
-    (``[classes, X, Y, Z]`` float32). Each image's voxel size is given to the model (kernels in mm)."""
+    (``[classes, X, Y, Z]`` float32). Each image's voxel size is given to the model (kernels in mm).
+    Returns the paths written.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from steerable3d.io import load_nifti
+    >>> import nibabel as nib
+    >>> def write_cases(root, n=2, size=12):
+    ...     rng = np.random.default_rng(0)
+    ...     affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
+    ...     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
+    ...     for folder in ("images", "labels"):
+    ...         (root / folder).mkdir()
+    ...     for i in range(n):
+    ...         ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
+    ...         image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
+    ...         nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
+    ...         nib.save(nib.Nifti1Image(ball, affine), root / "labels" / f"case{i}.nii.gz")
+    >>> config = SegmentConfig(channels=(12,), strides=(), patch=8, steps=2, spacing=(1.5, 1.5, 1.5))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     root = Path(folder)
+    ...     write_cases(root)
+    ...     cases = [load_case(image, label) for image, label in find_cases(root / "images", root / "labels")]
+    ...     _ = train(config, cases, root / "run", log=lambda line: None)
+    ...     written = predict(root / "run" / "last.pt", root / "images", root / "predicted", log=lambda line: None)
+    ...     print([path.name for path in written])
+    ...     predicted, image = load_nifti(written[0]), load_nifti(root / "images" / "case0.nii.gz")
+    ['case0.nii.gz', 'case1.nii.gz']
+    >>> predicted.shape == image.shape, bool(np.allclose(predicted.affine, image.affine))  # the image's grid
+    (True, True)
+    >>> set(predicted.data.unique().tolist()) <= {0, 1}  # class indices
+    True
+    """
     model, config = load_model(checkpoint, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
