@@ -62,6 +62,12 @@ def check(args: argparse.Namespace) -> int:
         limit = f"{tolerance:.0e}" if tolerance else "approx."
         print(f"{label:<48}" + "".join(f"{errors[name]:>12.2e}" for name in names) + f"   {limit}")
     print("\ngrid symmetries:", "FAILED" if failed else "exact to float rounding")
+    if args.plot:
+        from .plot import equivariance_bars, save_figure
+
+        save_figure(equivariance_bars({label: errors for label, errors, _ in rows}, tolerance=GRID_TOLERANCE["float32"],
+                                      title=f"SteerableConv3d {conv.irreps_in} -> {conv.irreps_out}"), args.plot)
+        print(f"figure: {args.plot}")
     return 1 if failed else 0
 
 
@@ -250,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotations", type=int, default=3)
     p.add_argument("--so3", action="store_true", help="rotations only (parity=False)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="PNG", help="save the errors per irrep as bars to this file (needs matplotlib)")
     p.set_defaults(func=check)
 
     p = sub.add_parser(
@@ -390,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeat the same run. `segment train` is the command that trains across processes"
             )
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:  # ImportError: an optional extra is missing
         print(f"steerable3d {args.command}: error: {error}", file=sys.stderr)
         return 2
 

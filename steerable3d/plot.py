@@ -21,18 +21,38 @@ from ._files import atomic_path
 from ._validation import Spacing, as_irreps, as_spacing
 from .basis import KernelBasis
 
-__all__ = ["kernel_basis_slices", "kernel_isosurfaces", "field_slice", "equivariance_bars", "training_curves", "save_figure"]
+__all__ = ["subplots", "kernel_basis_slices", "kernel_isosurfaces", "field_slice", "equivariance_bars", "training_curves",
+           "save_figure"]
 
 AXES = "xyz"
+
+
+def _new_figure(figsize):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:  # optional extra
+        raise ImportError("steerable3d.plot needs matplotlib: pip install 'steerable3d[plot]'") from error
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def subplots(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | None = None):
+    """``(figure, axes [rows, columns])``: a new figure with a grid of axes, like ``pyplot.subplots`` but
+    without pyplot's global state (no backend is chosen, nothing stays open); ``figsize`` in inches,
+    default 4 x 3.4 per panel. Draw on the axes with the functions below, then :func:`save_figure`.
+
+    >>> figure, axes = subplots(1, 2)
+    >>> axes.shape, len(figure.axes)
+    ((1, 2), 2)
+    """
+    figure = _new_figure(figsize or (4.0 * columns, 3.4 * rows))
+    return figure, figure.subplots(rows, columns, squeeze=False)
 
 
 def _figure(ax, figsize):
     """``(figure, axes)``: the given axes, or one new axes on a new figure."""
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=figsize, layout="constrained")
+    figure = _new_figure(figsize)
     return figure, figure.add_subplot()
 
 
@@ -105,9 +125,7 @@ def kernel_basis_slices(kernel, pair: tuple[int, int] = (0, 0), *, axis=2, max_p
         c = _coordinates(block.shape[3 + a], spacing[a])
         extent += [c[0] - spacing[a] / 2, c[-1] + spacing[a] / 2]
 
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(1.9 * len(entries) + 0.8, 1.9 * len(paths) + 0.4), layout="constrained")
+    figure = _new_figure((1.9 * len(entries) + 0.8, 1.9 * len(paths) + 0.4))
     grid = figure.subplots(len(paths), len(entries), squeeze=False)
     for row, path, functions in zip(grid, paths, block):
         middle = functions.select(2 + axis, functions.shape[2 + axis] // 2)  # [2 l_out + 1, 2 l_in + 1, A, B]
@@ -158,10 +176,7 @@ def kernel_isosurfaces(kernel, pair: tuple[int, int] = (0, 0), path: int = 0, en
     volume = block[path, entry[0], entry[1]].numpy()
     threshold = level * float(np.abs(volume).max())
     if ax is None:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(4.2, 4.2), layout="constrained")
-        ax = figure.add_subplot(projection="3d")
+        ax = _new_figure((4.2, 4.2)).add_subplot(projection="3d")
     figure = ax.figure
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 

@@ -13,6 +13,14 @@ def test_check_reports_exact_grid_symmetry(capsys):
         assert irrep in out
 
 
+def test_check_plots_the_printed_errors(tmp_path, capsys):
+    figure = tmp_path / "check.png"
+    assert main(["check", "--irreps-in", "0e", "--irreps-out", "0e + 1o", "--size", "7", "--rotation-size", "13",
+                 "--rotations", "1", "--plot", str(figure)]) == 0
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    assert f"figure: {figure}" in capsys.readouterr().out
+
+
 def test_check_rejects_bad_irreps(capsys):
     assert main(["check", "--irreps-in", "2x1q"]) == 2
     assert "irreps_in" in capsys.readouterr().err

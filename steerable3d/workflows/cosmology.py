@@ -397,14 +397,11 @@ def plot_results(results: Sequence[Result], path, size: int = 24, box_size: floa
     ...     (Path(folder) / "cosmology.png").stat().st_size > 10_000
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import field_slice, save_figure, subplots
 
     tasks = list(dict.fromkeys(r.task for r in results))
     columns = 2 + (3 if example else 0)
-    figure, axes = plt.subplots(len(tasks), columns, figsize=(3.8 * columns, 3.4 * len(tasks)), squeeze=False)
+    figure, axes = subplots(len(tasks), columns, figsize=(3.8 * columns, 3.4 * len(tasks)))
     half_nyquist = math.pi * size / (2 * box_size)
     for row, name in zip(axes, tasks):
         for colour, r in zip(("C0", "C3", "C2"), [r for r in results if r.task == name]):
@@ -423,13 +420,12 @@ def plot_results(results: Sequence[Result], path, size: int = 24, box_size: floa
         with torch.no_grad():
             prediction = model.eval()(delta)
         row = axes[tasks.index(task.task)]
-        middle = task.size // 2
-        for ax, (image, title) in zip(row[2:], ((delta[0, 0], "input density contrast"), (target[0, 0], f"target ({task.task}, x)"),
-                                                (prediction[0, 0], "prediction"))):
-            shown = ax.imshow(image[:, :, middle].T.numpy(), origin="lower", cmap="RdBu_r")
-            ax.set_title(title, fontsize=9)
-            ax.set_axis_off()
-            figure.colorbar(shown, ax=ax, fraction=0.046)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        spacing = task.box_size / task.size  # Mpc/h
+        field_slice(delta[0], "0e", vector=None, spacing=spacing, ax=row[2], title="input density contrast")
+        if task.irreps_out == "1x1o":  # the displacement: arrows (in-plane part) over the input
+            for ax, psi, title in ((row[3], target, "target displacement"), (row[4], prediction, "predicted displacement")):
+                field_slice(torch.cat([delta[0], psi[0]]), "0e + 1o", spacing=spacing, every=2, ax=ax, title=f"input and {title}")
+        else:
+            field_slice(target[0], "0e", vector=None, spacing=spacing, ax=row[3], title=f"target ({task.task})")
+            field_slice(prediction[0], "0e", vector=None, spacing=spacing, ax=row[4], title="prediction")
+    save_figure(figure, path)

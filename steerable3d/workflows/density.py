@@ -438,13 +438,10 @@ def plot_results(results: Sequence[Result], path, example: tuple[DensitySet, Den
     ...     (Path(folder) / "density.png").stat().st_size > 10_000
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import field_slice, save_figure, subplots
 
     panels = 5 if example else 1
-    figure, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.6), squeeze=False)
+    figure, axes = subplots(1, panels, figsize=(4 * panels, 3.6))
     curve = axes[0, 0]
     baseline = [r for r in results if not r.molecules]
     for r in baseline:
@@ -462,21 +459,11 @@ def plot_results(results: Sequence[Result], path, example: tuple[DensitySet, Den
     if example:
         data, model = example
         with torch.no_grad():
-            prediction = model(data.inputs[:1])[0, 0]
-        middle = data.targets.shape[-1] // 2
-        target, guess = data.targets[0, 0], data.superposition()[0, 0]
-        images = [(target, "DFT density"), (guess, "superposition"), (prediction, "prediction"),
-                  (prediction - target, "prediction - DFT")]
+            prediction = model(data.inputs[:1])[0]
+        target, guess = data.targets[0], data.superposition()[0]
+        # densities span four decades: shown as asinh(rho / SCALE), the network's own input transform
+        images = [(torch.asinh(target / SCALE), "DFT density, asinh"), (torch.asinh(guess / SCALE), "superposition, asinh"),
+                  (torch.asinh(prediction / SCALE), "prediction, asinh"), (prediction - target, "prediction - DFT (e/Bohr^3)")]
         for ax, (image, title) in zip(axes[0, 1:], images):
-            slab = image[:, :, middle].T.numpy()
-            if title.startswith("prediction -"):
-                bound = float(np.abs(slab).max())
-                shown = ax.imshow(slab, origin="lower", cmap="RdBu_r", vmin=-bound, vmax=bound)
-            else:
-                shown = ax.imshow(np.arcsinh(slab / SCALE), origin="lower", cmap="viridis")
-            ax.set_title(f"{data.names[0]}: {title}", fontsize=9)
-            ax.set_axis_off()
-            figure.colorbar(shown, ax=ax, fraction=0.046)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+            field_slice(image, "0e", vector=None, spacing=data.spacing, ax=ax, title=f"{data.names[0]}: {title}")
+    save_figure(figure, path)

@@ -371,15 +371,10 @@ def plot_learning_curves(results: Sequence[Result], path) -> None:
     ...     (Path(folder) / "curves.png").stat().st_size > 10_000
     True
     """
-    try:
-        import matplotlib
+    from ..plot import save_figure, subplots
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ValueError("--plot needs matplotlib: pip install 'steerable3d[plot]'") from error
     tasks = list(dict.fromkeys(r.task for r in results))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    figure, axes = subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4))
     for ax, task in zip(axes[0], tasks):
         rows = [r for r in results if r.task == task]
         for i, name in enumerate(dict.fromkeys(r.model for r in rows)):
@@ -394,6 +389,4 @@ def plot_learning_curves(results: Sequence[Result], path) -> None:
         ax.set(xscale="log", xlabel="training patches (32^3)", ylabel="mean foreground Dice in the sphere (%)",
                title=f"MNI152, {task}: {', '.join(TASKS[task][1:])}")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(figure, path)

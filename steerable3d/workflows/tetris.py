@@ -295,29 +295,18 @@ def plot_runs(runs: Sequence[TetrisRun], path: str) -> None:
     ...     (Path(folder) / "tetris.png").stat().st_size > 10_000
     True
     """
-    try:
-        import matplotlib
+    from ..plot import save_figure, subplots, training_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ValueError("--plot needs matplotlib: pip install 'steerable3d[plot]'") from error
     names = list(dict.fromkeys(r.model for r in runs))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, ((left, right),) = subplots(1, 2, figsize=(11, 4))
+    training_curves({name: [r.losses for r in runs if r.model == name] for name in names}, ax=left,
+                    ylabel="cross-entropy (canonical volumes)", title="training (line: mean over seeds; band: min-max)")
     for i, name in enumerate(names):
-        colour = f"C{i}"
-        group = [r for r in runs if r.model == name]
-        for j, r in enumerate(group):
-            left.plot(r.losses, color=colour, alpha=0.7, label=name if j == 0 else None)
-        accs = [100 * statistics.fmean(r.rotation_accuracy) for r in group]
-        right.bar(i, statistics.fmean(accs), color=colour, alpha=0.4)
-        right.scatter([i] * len(accs), accs, color=colour, zorder=3)
-    left.set(yscale="log", xlabel="training step", ylabel="cross-entropy (canonical volumes)", title="training")
-    left.legend()
+        accs = [100 * statistics.fmean(r.rotation_accuracy) for r in runs if r.model == name]
+        right.bar(i, statistics.fmean(accs), color=f"C{i}", alpha=0.4)
+        right.scatter([i] * len(accs), accs, color=f"C{i}", zorder=3)
     right.axhline(12.5, color="grey", linestyle=":", label="chance")
     right.set(xticks=range(len(names)), xticklabels=names, ylim=(0, 101), ylabel="accuracy under random rotations (%)",
               title="test: random continuous rotations (dots: seeds)")
     right.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(figure, path)
