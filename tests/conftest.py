@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -12,4 +14,5 @@ def float64():
 
 
 def pytest_configure(config):
-    torch.set_num_threads(2)
+    # CI has 2 cores; STEERABLE3D_TEST_THREADS=1 keeps a run beside other work from oversubscribing them
+    torch.set_num_threads(int(os.environ.get("STEERABLE3D_TEST_THREADS", "2")))
