@@ -218,9 +218,10 @@ def cosmology(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     trained: dict = {}
     results = protocol.run(tasks=args.task, steps=args.steps, size=args.size, box_size=args.box, test=args.test, seed=args.seed,
-                           progress=progress_bar(), trained=trained, train_boxes=args.train_boxes)
+                           progress=progress_bar(), trained=trained, train_boxes=args.train_boxes, paint=args.paint)
+    example = next(value for (task, name), value in trained.items() if task == args.task[0] and name.startswith("EquivariantUNet"))
     _report(protocol.format_table(results, args.size, args.box), start, args.json, lambda path: protocol.save_results(results, path),
-            args.plot, lambda path: protocol.plot_results(results, path, args.size, args.box, example=trained[args.task[0], "EquivariantUNet"]))
+            args.plot, lambda path: protocol.plot_results(results, path, args.size, args.box, example=example))
     return 0
 
 
@@ -365,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, default=8, help="test fields (default 8)")
     p.add_argument("--train-boxes", type=int, default=None,
                    help="train on a fixed set of this many boxes, as with simulations (default: fresh fields every step)")
+    p.add_argument("--paint", action="store_true",
+                   help="density task: both models predict a displacement (in voxels) and paint it with a cloud-in-cell layer, "
+                   "trained on the density only")
     _protocol_options(p, "save T(k), r(k) and field slices (needs matplotlib)")
     p.set_defaults(func=cosmology)
     return parser

@@ -15,8 +15,9 @@ import math
 from typing import Callable
 
 import torch
+from e3nn import o3
 
-__all__ = ["gaussian_random_field", "zeldovich_displacement", "cic_density", "wavevectors"]
+__all__ = ["gaussian_random_field", "zeldovich_displacement", "cic_density", "CICPaint", "wavevectors"]
 
 
 def wavevectors(size: int, box_size: float, dtype=torch.float64) -> torch.Tensor:
@@ -127,3 +128,31 @@ def cic_density(displacement: torch.Tensor, box_size: float) -> torch.Tensor:
             index = index * size + (base[:, a] + offset[a]) % size
         counts.scatter_add_(1, index, weight)
     return (counts - 1).reshape(*leading, size, size, size).to(displacement.dtype)
+
+
+class CICPaint(torch.nn.Module):
+    """A layer that paints a displacement field into a density: :func:`cic_density` with the displacement
+    in voxels (one particle per voxel, moved from its grid point, deposited with cloud-in-cell weights on the
+    periodic grid; output: counts per voxel minus 1).
+
+    Shapes: ``[B, 3, N, N, N]`` (``irreps_in = "1x1o"``, components x, y, z, in voxels) to ``[B, 1, N, N, N]``
+    (``irreps_out = "1x0e"``, a density contrast). No parameters. Differentiable almost everywhere (the
+    weights are piecewise linear in the displacement) and exactly equivariant under the 48 grid symmetries
+    of the periodic box. Computed in float64, returned in the input's dtype. For a displacement in box
+    units (as :func:`zeldovich_displacement` gives it), multiply it by ``N / box_size`` first.
+
+    >>> psi = torch.zeros(1, 3, 4, 4, 4)
+    >>> psi[0, 0, 1, 1, 1] = 0.5  # half a voxel along x
+    >>> rho = CICPaint()(psi)
+    >>> rho.shape, rho[0, 0, 1, 1, 1].item(), rho[0, 0, 2, 1, 1].item()
+    (torch.Size([1, 1, 4, 4, 4]), -0.5, 0.5)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.irreps_in, self.irreps_out = o3.Irreps("1x1o"), o3.Irreps("1x0e")
+
+    def forward(self, displacement: torch.Tensor) -> torch.Tensor:
+        if displacement.dim() != 5:
+            raise ValueError(f"displacement: expected [B, 3, N, N, N] in voxels, got shape {tuple(displacement.shape)}")
+        return cic_density(displacement, float(displacement.shape[-1]))[:, None]

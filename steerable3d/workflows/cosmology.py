@@ -16,6 +16,10 @@ Protocol (see :mod:`steerable3d.data.cosmology`):
   instance norm would divide out). The plain CNN: the same graph in plain layers
   (:func:`~steerable3d.models.plain_counterpart`: ``nn.Conv3d`` of the same widths and taps, circular).
   Both trained the same way (Adam, cosine learning rate from ``lr``, batch 2, mean squared error);
+* painted density models (``paint=True``, ``--paint``): for the density task, both networks predict a
+  displacement (``1o``, in voxels) that a :class:`~steerable3d.data.cosmology.CICPaint` layer (cloud-in-cell,
+  no parameters, exactly equivariant) turns into the density; still trained on the density alone (no
+  displacement supervision). The plain graph keeps the same layer;
 * scores per ``k`` shell over the test fields: transfer function ``T(k) = sqrt(P_pred / P_true)`` and
   cross-correlation ``r(k)``, reported with the targets below half the Nyquist frequency; errors under the
   48 grid symmetries (about the centre of the periodic box).
@@ -36,7 +40,7 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from ..data.cosmology import cic_density, gaussian_random_field, zeldovich_displacement
+from ..data.cosmology import CICPaint, cic_density, gaussian_random_field, zeldovich_displacement
 from ..metrics import cross_correlation, transfer_function
 from ..models import EquivariantUNet, plain_counterpart
 from ..nn import SteerableConv3d
@@ -104,7 +108,11 @@ class FieldModel(torch.nn.Module):
     box-sized kernel at the usual scale would start far off) and the scalar ``gain`` too, so training
     starts from a zero prediction. Both parts are equivariant for a steerable model;
     :func:`~steerable3d.models.plain_counterpart` turns both into plain layers. Maps ``delta [B, 1, N, N, N]``
-    to ``[B, C, N, N, N]`` (``C`` the dimension of ``net.irreps_out``).
+    to ``[B, C, N, N, N]`` (``C`` the dimension of ``irreps_out``).
+
+    With ``paint`` (a layer such as :class:`~steerable3d.data.cosmology.CICPaint`), the prediction is
+    ``paint(linear(delta) + gain * net(delta))``: the sum is then a displacement in voxels, and
+    ``irreps_out`` is the paint layer's. ``plain_counterpart`` keeps the paint layer as it is.
 
     >>> from steerable3d.models import EquivariantUNet
     >>> from steerable3d.nn import SteerableConv3d
@@ -118,43 +126,57 @@ class FieldModel(torch.nn.Module):
     (torch.Size([2, 3, 8, 8, 8]), True)
     """
 
-    def __init__(self, linear: torch.nn.Module, net: torch.nn.Module) -> None:
+    def __init__(self, linear: torch.nn.Module, net: torch.nn.Module, paint: torch.nn.Module | None = None) -> None:
         super().__init__()
-        self.linear, self.net = linear, net
+        self.linear, self.net, self.paint = linear, net, paint
         with torch.no_grad():
             for parameter in linear.parameters():
                 parameter.zero_()
         self.gain = torch.nn.Parameter(torch.zeros(()))
-        self.irreps_in, self.irreps_out = net.irreps_in, net.irreps_out
+        self.irreps_in, self.irreps_out = net.irreps_in, (net.irreps_out if paint is None else paint.irreps_out)
 
     def forward(self, delta: torch.Tensor) -> torch.Tensor:
-        return self.linear(delta) + self.gain * self.net(delta)
+        prediction = self.linear(delta) + self.gain * self.net(delta)
+        return prediction if self.paint is None else self.paint(prediction)
 
 
-def build_models(task: FieldTask) -> dict[str, Callable[[], torch.nn.Module]]:
+PAINTED = " + CIC paint"  # suffix of the painted models' names
+
+
+def build_models(task: FieldTask, paint: bool = False) -> dict[str, Callable[[], torch.nn.Module]]:
     """The two networks, by name (constructors, so each run starts from its own seed): the
     :class:`FieldModel` of a box-sized steerable convolution and an
-    :class:`~steerable3d.models.EquivariantUNet` (16/32/64 channels), and its plain counterpart.
+    :class:`~steerable3d.models.EquivariantUNet` (16/32/64 channels), and its plain counterpart. With
+    ``paint`` (density task only), both predict a displacement in voxels and end in a :class:`CICPaint`
+    layer; their names end in ``" + CIC paint"``.
 
     >>> constructors = build_models(FieldTask("displacement", 8, 32.0))
     >>> list(constructors)
     ['EquivariantUNet', 'plain CNN (same graph)']
-    >>> all(callable(build) for build in constructors.values())
-    True
+    >>> list(build_models(FieldTask("density", 8, 32.0), paint=True))
+    ['EquivariantUNet + CIC paint', 'plain CNN (same graph) + CIC paint']
     """
-    channels = o3.Irreps(task.irreps_out).dim
+    if paint and task.task != "density":
+        raise ValueError(f"paint: only for the density task (a displacement painted into a density), got task {task.task!r}")
+    predicted = "1x1o" if paint else task.irreps_out
+    channels = o3.Irreps(predicted).dim
 
     def equivariant() -> FieldModel:
         # N - 1 taps on a periodic box of N voxels: the widest odd kernel, by FFT
-        linear = SteerableConv3d("1x0e", task.irreps_out, task.size - 1, padding_mode="circular", backend="fft")
+        linear = SteerableConv3d("1x0e", predicted, task.size - 1, padding_mode="circular", backend="fft")
         net = EquivariantUNet(3, 1, channels, (16, 32, 64), (2, 2), parity=True, padding_mode="circular", norm="batch",
-                              irreps_out=task.irreps_out)
-        return FieldModel(linear, net)
+                              irreps_out=predicted)
+        return FieldModel(linear, net, CICPaint() if paint else None)
 
     def plain() -> torch.nn.Module:
-        return plain_counterpart(equivariant(), torch.zeros(1, 1, task.size, task.size, task.size))
+        model = plain_counterpart(equivariant(), torch.zeros(1, 1, task.size, task.size, task.size))
+        with torch.no_grad():  # the plain linear layer is new: it starts at 0 like ours (FieldModel)
+            for parameter in model.linear.parameters():
+                parameter.zero_()
+        return model
 
-    return {"EquivariantUNet": equivariant, "plain CNN (same graph)": plain}
+    suffix = PAINTED if paint else ""
+    return {"EquivariantUNet" + suffix: equivariant, "plain CNN (same graph)" + suffix: plain}
 
 
 def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_size: int = 2, lr: float = 2e-3, seed: int = 0,
@@ -266,11 +288,12 @@ def low_k(result: Result, task: FieldTask) -> np.ndarray:
 
 def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, size: int = 24, box_size: float = 96.0,
         test: int = 8, seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
-        trained: dict | None = None, train_boxes: int | None = None,
+        trained: dict | None = None, train_boxes: int | None = None, paint: bool = False,
         models: Callable[[FieldTask], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
     """The whole protocol: both networks on every task (``size^3`` voxels, boxes of ``box_size`` Mpc/h,
     ``steps`` training steps, ``test`` test fields), on fresh fields every step or, with ``train_boxes``,
-    on a fixed training set of that many boxes. With a dict ``trained``, it receives ``(task name, model
+    on a fixed training set of that many boxes. With ``paint``, the density models are the painted ones
+    (:func:`build_models`; the displacement task is unchanged). With a dict ``trained``, it receives ``(task name, model
     name) -> (FieldTask, model)`` (for :func:`plot_results`). ``models`` maps a :class:`FieldTask` to the
     networks' constructors (default :func:`build_models`, the protocol's; smaller ones make a quick run).
     Returns one :class:`Result` per task and model.
@@ -292,7 +315,8 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
         task = FieldTask(name, size, box_size)
         test_fields = task.sample(test, torch.Generator().manual_seed(10_000 + seed))
         boxes = None if train_boxes is None else task.sample(train_boxes, torch.Generator().manual_seed(20_000 + seed))
-        for model_name, build in (models or build_models)(task).items():
+        constructors = models(task) if models else build_models(task, paint=paint and name == "density")
+        for model_name, build in constructors.items():
             torch.manual_seed(seed)
             model = build()
             losses, seconds = train_model(model, task, steps, seed=seed, progress=progress, description=f"{name}: {model_name}",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from steerable3d import grid_symmetries, transform_field
-from steerable3d.data.cosmology import cic_density, gaussian_random_field, zeldovich_displacement
+from steerable3d.data.cosmology import CICPaint, cic_density, gaussian_random_field, zeldovich_displacement
 from steerable3d.metrics import power_spectrum
 
 
@@ -79,10 +79,38 @@ def test_pipeline_is_exact_under_the_48_grid_symmetries(origin):
         assert torch.allclose(cic_density(psi_g, box), transform_field(rho[:, None], "0e", g, origin=origin)[:, 0], atol=1e-12)
 
 
+@pytest.mark.parametrize("origin", ["centre", "voxel0"])
+def test_paint_layer_is_cic_in_voxels_and_exact_under_the_48_grid_symmetries(origin):
+    n, box = 12, 24.0
+    delta = gaussian_random_field(n, box, lambda k: 8.0 * k**-2, batch=2, generator=torch.Generator().manual_seed(4))
+    psi = zeldovich_displacement(delta, box) * (n / box)  # voxels
+    paint = CICPaint()
+    assert str(paint.irreps_in) == "1x1o" and str(paint.irreps_out) == "1x0e" and not list(paint.parameters())
+    rho = paint(psi)
+    assert psi.abs().max() > 1 and rho.shape == (2, 1, n, n, n) and rho.dtype == torch.float64
+    assert torch.allclose(rho[:, 0], cic_density(zeldovich_displacement(delta, box), box), atol=1e-12)
+    for g in grid_symmetries(True):
+        moved = paint(transform_field(psi, "1o", g, origin=origin))
+        assert torch.allclose(moved, transform_field(rho, "0e", g, origin=origin), atol=1e-12)
+    # differentiable: a uniform displacement of a quarter voxel along x leaves the density uniform, but the
+    # x gradient of a weighted sum is the difference of neighbouring weights; finite differences elsewhere
+    shift = torch.zeros(1, 3, n, n, n, dtype=torch.float64)
+    shift[:, 0] = 0.25
+    shift.requires_grad_(True)
+    weights = torch.randn(1, 1, n, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    (paint(shift) * weights).sum().backward()
+    assert paint(shift).abs().max() < 1e-12
+    assert torch.allclose(shift.grad[0, 0], torch.roll(weights[0, 0], -1, 0) - weights[0, 0], atol=1e-12)
+    generic = (0.7 * torch.randn(1, 3, 4, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))).requires_grad_(True)
+    assert torch.autograd.gradcheck(paint, (generic,))
+
+
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match=r"delta: expected a field \[..., N, N, N\] on a cubic grid, got shape \(4, 4, 5\)"):
         zeldovich_displacement(torch.zeros(4, 4, 5), 1.0)
     with pytest.raises(ValueError, match=r"displacement: expected a vector field \[..., 3, N, N, N\], got shape \(2, 4, 4, 4\)"):
         cic_density(torch.zeros(2, 4, 4, 4), 1.0)
+    with pytest.raises(ValueError, match=r"displacement: expected \[B, 3, N, N, N\] in voxels, got shape \(3, 4, 4, 4\)"):
+        CICPaint()(torch.zeros(3, 4, 4, 4))
     with pytest.raises(ValueError, match="box_size: expected a positive length, got -1.0"):
         gaussian_random_field(8, -1.0, lambda k: k)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from steerable3d.cli import main
+from steerable3d.data.cosmology import CICPaint
 from steerable3d.workflows import cosmology
 
 STEPS = 150  # about 35 s on one core
@@ -23,6 +24,19 @@ def test_field_task_draws_reproducible_pairs():
         cosmology.FieldTask("density", 18)
 
 
+@pytest.mark.parametrize("paint", [False, True])
+def test_both_models_start_from_a_zero_prediction(paint):
+    """The protocol starts both networks from zero (linear weights and gain at 0), the plain graph too,
+    whose linear layer plain_counterpart builds anew."""
+    task = cosmology.FieldTask("density", 8, 32.0)
+    delta, _ = task.sample(1, torch.Generator().manual_seed(0))
+    for name, build in cosmology.build_models(task, paint=paint).items():
+        model = build().eval()
+        with torch.no_grad():
+            assert float(model(delta).abs().max()) == 0.0, name
+        assert float(model.linear.weight.abs().max()) == 0.0 and float(model.gain) == 0.0, name
+
+
 def test_small_displacement_model_correlates_at_low_k_and_is_exact_on_the_grid():
     task = cosmology.FieldTask("displacement", 16, 64.0)
     models = cosmology.build_models(task)
@@ -39,6 +53,43 @@ def test_small_displacement_model_correlates_at_low_k_and_is_exact_on_the_grid()
     assert cosmology.grid_error(plain, task, test[0][:2]) > 1e-2  # the plain graph is not equivariant
 
 
+def test_paint_layer_turns_the_displacement_task_target_into_the_density_task_target():
+    # same seed, same fields: the displacement target (voxels) painted is the density target
+    _, psi = cosmology.FieldTask("displacement", 16, 64.0).sample(2, torch.Generator().manual_seed(7))
+    _, rho = cosmology.FieldTask("density", 16, 64.0).sample(2, torch.Generator().manual_seed(7))
+    assert psi.abs().max() > 1 and torch.allclose(CICPaint()(psi), rho, atol=1e-5)
+
+
+def test_painted_density_models_are_exact_on_the_grid_and_the_plain_graph_keeps_the_paint_layer(float64):
+    task = cosmology.FieldTask("density", 8, 32.0)
+    models = cosmology.build_models(task, paint=True)
+    assert list(models) == ["EquivariantUNet + CIC paint", "plain CNN (same graph) + CIC paint"]
+    delta = task.sample(2, torch.Generator().manual_seed(0))[0].double()
+    torch.manual_seed(0)
+    model = models["EquivariantUNet + CIC paint"]()
+    assert isinstance(model.paint, CICPaint) and str(model.irreps_out) == "1x0e"
+    assert model(delta).abs().max() == 0  # a zero displacement at the start: a uniform density
+    with torch.no_grad():  # weights away from their zero start, batch-norm statistics from two passes
+        model.gain.fill_(0.3)
+        for parameter in model.linear.parameters():
+            parameter.normal_(0, 0.3)
+        model.train()
+        model(delta), model(2 * delta)
+    model.eval()
+    with torch.no_grad():
+        psi = model.linear(delta) + model.gain * model.net(delta)
+    assert 0.5 < psi.abs().max() < 20  # displacements of a voxel or so: a non-linear deposit
+    assert cosmology.grid_error(model, task, delta) < 1e-10
+    torch.manual_seed(0)
+    plain = models["plain CNN (same graph) + CIC paint"]()
+    assert isinstance(plain.paint, CICPaint) and plain.linear.out_channels == 3
+    with torch.no_grad():
+        plain.gain.fill_(1.0)
+    assert plain(delta).shape == (2, 1, 8, 8, 8) and cosmology.grid_error(plain, task, delta) > 1e-2
+    with pytest.raises(ValueError, match="paint: only for the density task"):
+        cosmology.build_models(cosmology.FieldTask("displacement", 8, 32.0), paint=True)
+
+
 def test_cli_prints_the_tables_and_saves_the_figure(tmp_path, capsys):
     argv = ["cosmology", "--steps", "2", "--size", "8", "--box", "32", "--test", "2", "--train-boxes", "3", "--json", str(tmp_path / "c.json"),
             "--plot", str(tmp_path / "c.png")]
@@ -47,3 +98,11 @@ def test_cli_prints_the_tables_and_saves_the_figure(tmp_path, capsys):
     assert "**displacement**" in out and "**density**" in out and "| plain CNN (same graph) |" in out
     assert len(cosmology.load_results(tmp_path / "c.json")) == 4
     assert (tmp_path / "c.png").stat().st_size > 20_000
+
+
+def test_cli_paints_the_density_models(tmp_path, capsys):
+    argv = ["cosmology", "--task", "density", "--paint", "--steps", "2", "--size", "8", "--box", "32", "--test", "2",
+            "--json", str(tmp_path / "c.json")]
+    assert main(argv) == 0
+    assert "| plain CNN (same graph) + CIC paint |" in capsys.readouterr().out
+    assert [r.model for r in cosmology.load_results(tmp_path / "c.json")] == ["EquivariantUNet + CIC paint", "plain CNN (same graph) + CIC paint"]
