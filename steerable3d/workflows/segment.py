@@ -38,7 +38,8 @@ from ..inference import pad_to, sliding_window
 from ..io import Volume, from_ras, load_nifti, save_nifti
 from ..models import EquivariantUNet
 
-__all__ = ["SegmentConfig", "Case", "find_cases", "load_case", "standardize", "PatchSampler", "train", "predict", "dice_scores"]
+__all__ = ["SegmentConfig", "Case", "write_phantom_cases", "find_cases", "load_case", "standardize", "PatchSampler", "train", "predict",
+           "dice_scores"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -111,26 +112,44 @@ def _stem(path: Path) -> str:
     return name
 
 
+def write_phantom_cases(root: str | Path, n: int = 2, size: int = 12, seed: int = 0) -> list[tuple[Path, Path]]:
+    """Write ``n`` synthetic cases to try the pipeline on: ``root/images/case{i}.nii.gz`` (float32 intensity
+    about 100, a ball of radius 3 voxels 50 brighter, Gaussian noise of 10) and ``root/labels/case{i}.nii.gz``
+    (the ball as label 1), ``size^3`` voxels of 1.5 mm in LPS orientation (so that loading reorients them).
+    Returns the ``(image, label)`` paths.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write_phantom_cases(folder, n=3)
+    ...     [(image.name, label.parent.name) for image, label in paths][0], load_nifti(paths[0][1]).spacing
+    (('case0.nii.gz', 'labels'), (1.5, 1.5, 1.5))
+    """
+    import nibabel as nib
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
+    grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
+        image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
+        paths.append((root / "images" / f"case{i}.nii.gz", root / "labels" / f"case{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(image, affine), paths[-1][0])
+        nib.save(nib.Nifti1Image(ball, affine), paths[-1][1])
+    return paths
+
+
 def find_cases(images: str | Path, labels: str | Path | None = None) -> list[tuple[Path, Path | None]]:
     """``(image, label)`` paths matched by file name (``.nii`` or ``.nii.gz``; the label may use the other
     suffix). With ``labels``, every image needs a label map.
 
     >>> import tempfile
     >>> from pathlib import Path
-    >>> import nibabel as nib
-    >>> def write_cases(root, n=2, size=12):
-    ...     rng = np.random.default_rng(0)
-    ...     affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
-    ...     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
-    ...     for folder in ("images", "labels"):
-    ...         (root / folder).mkdir()
-    ...     for i in range(n):
-    ...         ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
-    ...         image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
-    ...         nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
-    ...         nib.save(nib.Nifti1Image(ball, affine), root / "labels" / f"case{i}.nii.gz")
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     write_cases(Path(folder))
+    ...     _ = write_phantom_cases(Path(folder))
     ...     [(image.name, label.name) for image, label in find_cases(Path(folder) / "images", Path(folder) / "labels")]
     [('case0.nii.gz', 'case0.nii.gz'), ('case1.nii.gz', 'case1.nii.gz')]
     """
@@ -182,20 +201,8 @@ def load_case(image_path: Path, label_path: Path | None = None, classes: int | N
 
     >>> import tempfile
     >>> from pathlib import Path
-    >>> import nibabel as nib
-    >>> def write_cases(root, n=2, size=12):
-    ...     rng = np.random.default_rng(0)
-    ...     affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
-    ...     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
-    ...     for folder in ("images", "labels"):
-    ...         (root / folder).mkdir()
-    ...     for i in range(n):
-    ...         ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
-    ...         image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
-    ...         nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
-    ...         nib.save(nib.Nifti1Image(ball, affine), root / "labels" / f"case{i}.nii.gz")
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     write_cases(Path(folder))
+    ...     _ = write_phantom_cases(Path(folder))
     ...     case = load_case(Path(folder) / "images" / "case0.nii.gz", Path(folder) / "labels" / "case0.nii.gz", classes=2)
     >>> case.name, case.image.shape, case.label.shape, case.volume.spacing
     ('case0', torch.Size([1, 12, 12, 12]), torch.Size([12, 12, 12]), (1.5, 1.5, 1.5))
@@ -483,22 +490,10 @@ def predict(
     >>> import tempfile
     >>> from pathlib import Path
     >>> from steerable3d.io import load_nifti
-    >>> import nibabel as nib
-    >>> def write_cases(root, n=2, size=12):
-    ...     rng = np.random.default_rng(0)
-    ...     affine = np.diag([-1.5, -1.5, 1.5, 1.0])  # LPS, 1.5 mm
-    ...     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1)
-    ...     for folder in ("images", "labels"):
-    ...         (root / folder).mkdir()
-    ...     for i in range(n):
-    ...         ball = (np.linalg.norm(grid - rng.uniform(4, size - 5, 3), axis=-1) < 3).astype(np.uint8)
-    ...         image = (100 + 50 * ball + 10 * rng.standard_normal(ball.shape)).astype(np.float32)
-    ...         nib.save(nib.Nifti1Image(image, affine), root / "images" / f"case{i}.nii.gz")
-    ...         nib.save(nib.Nifti1Image(ball, affine), root / "labels" / f"case{i}.nii.gz")
     >>> config = SegmentConfig(channels=(12,), strides=(), patch=8, steps=2, spacing=(1.5, 1.5, 1.5))
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     root = Path(folder)
-    ...     write_cases(root)
+    ...     _ = write_phantom_cases(root)
     ...     cases = [load_case(image, label) for image, label in find_cases(root / "images", root / "labels")]
     ...     _ = train(config, cases, root / "run", log=lambda line: None)
     ...     written = predict(root / "run" / "last.pt", root / "images", root / "predicted", log=lambda line: None)
