@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_conv", "bench_activation", "bench_models", "bench_fft")
+SCRIPTS = ("bench_conv", "bench_activation", "bench_models", "bench_fft")  # and bench_gpu.py, on a CUDA machine
 
 
 def main(argv=None) -> int:

@@ -21,3 +21,18 @@ def test_model_benchmark_smoke_run_prints_the_tables(tmp_path):
         assert heading in result.stdout
     text = doc.read_text()
     assert "<!-- bench_unet:start -->" in text and "| e3nn " in text and "| plain " in text
+
+
+def test_gpu_benchmark_logic_runs_on_the_cpu(tmp_path):
+    """bench_gpu.py measures on CUDA; its --cpu-dry-run runs every case and table on the CPU at tiny sizes."""
+    out = tmp_path / "gpu.md"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--cpu-dry-run", "--conv-size", "8", "--unet-size", "8",
+         "--tetris-size", "12", "--reps", "1", "--rounds", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = out.read_text()
+    for row in ("| ours ", "| plain Conv3d (cuDNN) ", "| ours, checkpointing=True ", "U-Net peak training memory"):
+        assert row in text

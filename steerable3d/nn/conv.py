@@ -298,16 +298,29 @@ class SteerableConv3d(torch.nn.Module):
         return k.reshape(o, i, *k.shape[2:]), tuple(padding), tuple(dilation)
 
     def _weights_frozen(self) -> bool:
-        """Eval mode and no gradient to the weights: the kernel (and its spectrum) can be cached."""
-        return not self.training and not (torch.is_grad_enabled() and self.weight.requires_grad)
+        """Eval mode and no gradient to the weights or the bias: the kernel (and its spectrum) can be cached."""
+        trainable = any(p is not None and p.requires_grad for p in (self.weight, self.bias))
+        return not self.training and not (torch.is_grad_enabled() and trainable)
 
     def _conv_plan(self, x: torch.Tensor):
+        """``(kernel, bias over all output channels or None, padding, dilation)``, cached while the weights
+        are frozen. The kernel takes the input's memory format (``channels_last_3d`` or not), so that cuDNN
+        need not convert it at every call."""
         blur = self._blur_choice(x.shape[2:])
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device, self._spacing, blur)
+        channels_last = x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+        bias_version = None if self.bias is None else self.bias._version
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device, self._spacing, blur,
+               channels_last, bias_version)
         use_cache = self._weights_frozen()
         if use_cache and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        plan = self._strided_kernel(self.kernel(), blur)
+        kernel, padding, dilation = self._strided_kernel(self.kernel(), blur)
+        if channels_last:
+            kernel = kernel.contiguous(memory_format=torch.channels_last_3d)
+        bias = None
+        if self.bias is not None:
+            bias = kernel.new_zeros(self._fields_out[-1].slice.stop).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+        plan = (kernel, bias, padding, dilation)
         if use_cache:
             self._cache = (key, plan)
         return plan
@@ -315,12 +328,10 @@ class SteerableConv3d(torch.nn.Module):
     def _prepare(self, x: torch.Tensor):
         """Check the input; return (kernel, bias over all output channels or None, padding, dilation)."""
         check_field(x, self.irreps_in)
-        kernel, padding, dilation = self._conv_plan(x)
+        kernel, bias, padding, dilation = self._conv_plan(x)
         if not autocast_active(x.device.type):
             kernel = kernel.to(x.dtype)
-        bias = None
-        if self.bias is not None:
-            bias = kernel.new_zeros(self._fields_out[-1].slice.stop).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
+            bias = None if bias is None else bias.to(x.dtype)
         return kernel, bias, padding, dilation
 
     def uses_fft(self, spatial_shape: Sequence[int], batch: int = 1) -> bool:

@@ -43,6 +43,9 @@ class _FieldNorm(torch.nn.Module):
         # the per-channel factors (no centred copy per block, no concatenation of the output).
         flat = x.reshape(x.shape[0], x.shape[1], -1)
         scale, shift = self.channel_factors(flat, use_batch, update)
+        # in the input's dtype: CUDA autocast would otherwise promote to the float32 factors and keep
+        # float32 activations (2x the memory of a bf16 network)
+        scale, shift = scale.to(flat.dtype), shift.to(flat.dtype)
         return torch.addcmul(shift[:, :, None], flat, scale[:, :, None]).view_as(x)
 
     def channel_factors(self, flat: torch.Tensor, use_batch: bool, update: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -382,3 +382,23 @@ def test_transposed_is_the_adjoint_of_the_strided_conv():
     lhs = (up(x) * y).sum()
     rhs = (x * torch.nn.functional.conv3d(y, up.kernel().transpose(0, 1), stride=2, padding=1)).sum()
     assert torch.allclose(lhs, rhs, rtol=1e-4)
+
+
+def test_channels_last_input_gives_the_same_result_and_a_cached_plan():
+    """A channels_last_3d input (the GPU layout) gets a kernel in that layout; the result is the same, and in
+    eval mode kernel and bias are assembled once per layout."""
+    torch.manual_seed(0)
+    conv = SteerableConv3d("2x0e + 1o", "1x0e + 1o", 3).eval()
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(2, 5, 6, 7, 8)
+    last = x.contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        reference = conv(x)
+        assert torch.allclose(conv(last), reference, atol=1e-6)
+        kernel = conv._cache[1][0]
+        assert kernel.is_contiguous(memory_format=torch.channels_last_3d)
+        conv(last)
+        assert conv._cache[1][0] is kernel  # reused, not rebuilt
+    conv.train()
+    assert torch.allclose(conv(last), reference, atol=1e-6)  # training mode builds it anew, same values
