@@ -179,13 +179,11 @@ class _Builder:
         return handler(self, module, x, v), module(v)
 
     def conv(self, m: SteerableConv3d, x, v: torch.Tensor):
-        kernel, padding, dilation = m._conv_plan(v)
+        kernel, bias, padding, dilation = m._conv_plan(v)
         if m.antialias:
             self.size_guard(x, v.shape, m.stride, type(m).__name__)
         kernel = kernel.detach().to(v.dtype)
-        bias = None
-        if m.bias is not None:
-            bias = kernel.new_zeros(m.irreps_out.dim).index_copy(0, m._bias_index, m.bias.detach().to(kernel.dtype))
+        bias = None if bias is None else bias.detach().to(v.dtype)
         out_c, in_c = kernel.shape[:2]
         if isinstance(m, SteerableConvTranspose3d):
             layer = torch.nn.ConvTranspose3d(
