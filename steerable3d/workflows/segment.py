@@ -235,15 +235,9 @@ class PatchSampler:
     anywhere; volumes smaller than the patch are zero-padded (label 0). Its random state is a
     ``torch.Generator`` whose state goes into checkpoints, so a resumed run draws the same patches.
 
-    >>> from steerable3d.io import Volume
-    >>> def ball_case(name, seed, size=12):
-    ...     generator = torch.Generator().manual_seed(seed)
-    ...     x = torch.arange(size, dtype=torch.float32) - torch.randint(4, size - 4, (3,), generator=generator)[:, None]
-    ...     label = ((x[0, :, None, None] ** 2 + x[1, None, :, None] ** 2 + x[2, None, None, :] ** 2) < 9).long()
-    ...     image = 100 + 50 * label[None] + 10 * torch.randn(1, size, size, size, generator=generator)
-    ...     volume = Volume(image, np.diag([1.5, 1.5, 1.5, 1.0]))
-    ...     return Case(name, standardize(image), volume, label)
-    >>> cases = [ball_case(f"case{i}", i) for i in range(3)]
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     cases = [load_case(image, label) for image, label in write_phantom_cases(folder, n=3)]
     >>> images, labels = PatchSampler(cases, patch=8, seed=0).sample(4)
     >>> images.shape, labels.shape
     (torch.Size([4, 1, 8, 8, 8]), torch.Size([4, 8, 8, 8]))
@@ -357,15 +351,8 @@ def train(
 
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from steerable3d.io import Volume
-    >>> def ball_case(name, seed, size=12):
-    ...     generator = torch.Generator().manual_seed(seed)
-    ...     x = torch.arange(size, dtype=torch.float32) - torch.randint(4, size - 4, (3,), generator=generator)[:, None]
-    ...     label = ((x[0, :, None, None] ** 2 + x[1, None, :, None] ** 2 + x[2, None, None, :] ** 2) < 9).long()
-    ...     image = 100 + 50 * label[None] + 10 * torch.randn(1, size, size, size, generator=generator)
-    ...     volume = Volume(image, np.diag([1.5, 1.5, 1.5, 1.0]))
-    ...     return Case(name, standardize(image), volume, label)
-    >>> cases = [ball_case(f"case{i}", i) for i in range(3)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     cases = [load_case(image, label) for image, label in write_phantom_cases(folder, n=3)]
     >>> config = SegmentConfig(channels=(12,), strides=(), patch=8, steps=4, validate_every=2, spacing=(1.5, 1.5, 1.5))
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     model, history = train(config, cases[:2], folder, val_cases=cases[2:], log=lambda line: None)
