@@ -54,9 +54,10 @@ class Context:
             dist.barrier()
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
-        """The average of a tensor over the processes (itself for one process)."""
+        """The average of a tensor over the processes, detached from the graph (a detached copy of it for
+        one process), so that a caller gets the same kind of tensor whatever the number of processes."""
         if not self.enabled:
-            return value
+            return value.detach().clone()
         total = value.detach().clone()
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total / self.world_size

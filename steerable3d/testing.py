@@ -143,6 +143,11 @@ def assert_equivariant(fn, x, irreps_in, irreps_out, *, tolerance: float | None 
     if tolerance is None:
         if kwargs.get("group", "grid") != "grid":
             raise ValueError("assert_equivariant: continuous rotations need an explicit tolerance")
+        if x.dtype not in DEFAULT_TOLERANCE:
+            raise ValueError(
+                f"assert_equivariant: no default tolerance for dtype {x.dtype}; expected a floating input "
+                f"({', '.join(str(d) for d in DEFAULT_TOLERANCE)}) or an explicit tolerance"
+            )
         tolerance = DEFAULT_TOLERANCE[x.dtype]
     errors = equivariance_error(fn, x, irreps_in, irreps_out, **kwargs)
     bad = {k: v for k, v in errors.items() if not v <= tolerance}

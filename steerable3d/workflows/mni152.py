@@ -238,7 +238,7 @@ class Result:
     dice: dict[str, list[float]] = field(default_factory=dict)
 
 
-def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (16, 64, 256), steps: int = 400, rotations: int = 4,
+def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (16, 64, 256), steps: int = 500, rotations: int = 4,
         seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
         models: Callable[[int], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
     """The whole protocol; returns one :class:`Result` per task, model and pool size (and the baseline).
