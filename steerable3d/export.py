@@ -208,11 +208,21 @@ class _Builder:
             outs = [self.activation(act, self.method("narrow", xs, 1, sl.start, sl.stop - sl.start), where) for sl, act in pieces]
             return self.fn(torch.cat, outs, dim=1) if len(outs) != 1 else outs[0]
 
+        def biased(part, xs):  # the gate's bias (Gate(bias=True)) as a constant buffer
+            bias = m._full_bias(part, v)
+            return xs if bias is None else self.fn(operator.add, xs, self.buffer(bias.detach(), "bias"))
+
         outs = []
         if len(m._scalar_index):
-            outs.append(activate(self.take(x, m._scalar_index), m._scalar_slices, "Gate act_scalars"))
+            scalars = activate(biased("scalar", self.take(x, m._scalar_index)), m._scalar_slices, "Gate act_scalars")
+            bias = m._full_bias("scalar", v)
+            if bias is not None:  # act(x + b) - act(b), the second term a constant
+                with torch.no_grad():
+                    background = m._activate(bias, m._scalar_slices)
+                scalars = self.fn(operator.sub, scalars, self.buffer(background, "background"))
+            outs.append(scalars)
         if len(m._gated_index):
-            gates = activate(self.take(x, m._gate_index), m._gate_slices, "Gate act_gates")
+            gates = activate(biased("gate", self.take(x, m._gate_index)), m._gate_slices, "Gate act_gates")
             repeat = [gate + j for _, gate, mul, dim in m._gated_blocks for j in range(mul) for _ in range(dim)]
             repeated = self.method("index_select", gates, 1, self.buffer(torch.tensor(repeat, dtype=torch.long), "index"))
             outs.append(self.fn(operator.mul, self.take(x, m._gated_index), repeated))

@@ -36,3 +36,17 @@ def test_gpu_benchmark_logic_runs_on_the_cpu(tmp_path):
     text = out.read_text()
     for row in ("| ours ", "| plain Conv3d (cuDNN) ", "| ours, checkpointing=True ", "U-Net peak training memory"):
         assert row in text
+
+
+def test_tetris_chirality_diagnostics_smoke_run(tmp_path):
+    doc = tmp_path / "bench.md"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "tetris_chirality.py"), "--quick", "--threads", "1",
+         "--config", "zero_background", "--seeds", "0", "--doc", str(doc)],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = doc.read_text()
+    rows = [" ".join(row.split()) for row in text.splitlines()]
+    assert "<!-- tetris_chirality:start -->" in rows and any(row.startswith("| zero_background | 0 |") for row in rows)

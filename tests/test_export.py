@@ -150,6 +150,19 @@ def test_gate_with_module_activation_and_pseudoscalars():
     assert torch.allclose(gm(x), gate(x), rtol=0, atol=1e-6)
 
 
+def test_gate_with_bias_inside_the_activation():
+    torch.manual_seed(5)
+    gate = Gate("2x0e + 1x0o", [torch.nn.SiLU(), torch.tanh], "2x0e", [torch.sigmoid], "1x1o + 1x2e", bias=True).eval()
+    with torch.no_grad():
+        gate.scalar_bias.uniform_(-1, 1)
+        gate.gate_bias.uniform_(-1, 1)
+    x = torch.randn(2, gate.irreps_in.dim, 4, 4, 4)
+    gm = export(gate, x)
+    assert_plain(gm)
+    assert torch.allclose(gm(x), gate(x), rtol=0, atol=1e-6)
+    assert float(gm(torch.zeros_like(x)).abs().max()) == 0.0  # zero stays zero in the export too
+
+
 def test_unsupported_raises():
     with pytest.raises(ValueError, match="Linear"):
         export(torch.nn.Sequential(torch.nn.Linear(3, 3)), torch.randn(1, 3))

@@ -8,6 +8,7 @@ import torch
 from e3nn import o3
 
 from ..nn import Gate, GlobalPool, LowPassPool3d, SelfTensorProduct, Sequential, SteerableConv3d
+from ..nn._filters import antialias_std
 
 __all__ = ["TetrisNet", "PlainTetrisCNN"]
 
@@ -72,6 +73,16 @@ class TetrisNet(torch.nn.Module):
         kernel_size: taps of every convolution.
         smoothing: std of the first low-pass, in voxels of the input.
         downsample: number of stride-2 low-pass stages on the input (2: 36^3 -> 9^3).
+        dilation: spread every convolution's taps ``dilation`` voxels apart, after a stride-1 low-pass of the
+            anti-aliasing width of a stride-``dilation`` stage. This is a further stride-``dilation`` stage
+            computed at every phase of its grid ("a trous"): the same receptive field, but the features no
+            longer depend on where the shape sits between the coarse grid's points, at ``dilation^3`` times
+            the cost.
+        zero_background: biases inside the gates (:class:`~steerable3d.nn.Gate` ``bias=True``) instead of
+            in the convolutions, so the empty part of the volume stays exactly zero and the padded border
+            agrees with it: the logits are then exactly invariant to moving the shape by whole voxels of
+            the working grid. With biased convolutions the border's step interacts with the shape, a cue
+            that tells the canonical shapes apart partly by where they sit in their box.
 
     Trains with a plain loop: Adam (lr 3e-3), the 8 canonical volumes as one batch, cross-entropy.
 
@@ -92,6 +103,8 @@ class TetrisNet(torch.nn.Module):
         kernel_size: int = 5,
         smoothing: float = 1.5,
         downsample: int = 2,
+        dilation: int = 1,
+        zero_background: bool = False,
     ) -> None:
         super().__init__()
         self.parity = bool(parity)
@@ -99,6 +112,8 @@ class TetrisNet(torch.nn.Module):
             raise ValueError(f"width: expected a positive int, got {width!r}")
         if not isinstance(downsample, int) or downsample < 0:
             raise ValueError(f"downsample: expected a non-negative int (stride-2 stages), got {downsample!r}")
+        if not isinstance(dilation, int) or dilation < 1:
+            raise ValueError(f"dilation: expected a positive int, got {dilation!r}")
         if hidden is None:  # a scalar input reaches only 0e, 1o, 2e, ... in one step (parity selection rule)
             hidden = [HIDDEN_SO3, HIDDEN_O3 if parity else HIDDEN_SO3]
         scalars *= width
@@ -109,11 +124,15 @@ class TetrisNet(torch.nn.Module):
         layers: list[torch.nn.Module] = [
             LowPassPool3d("0e", 2, sigma=smoothing if i == 0 else None) for i in range(downsample)
         ]
+        if dilation > 1:
+            layers.append(LowPassPool3d("0e", 1, sigma=antialias_std(dilation)))
         products = PRODUCTS_O3 if parity else []
         irreps = o3.Irreps("0e")
         for i, target in enumerate(levels):
-            gate = Gate.for_output(target, act_even=torch.nn.functional.silu)
-            layers += [SteerableConv3d(irreps, gate.irreps_in, kernel_size, padding=kernel_size - 1, parity=parity), gate]
+            gate = Gate.for_output(target, act_even=torch.nn.functional.silu, bias=zero_background)
+            conv = SteerableConv3d(irreps, gate.irreps_in, kernel_size, padding=dilation * (kernel_size - 1),
+                                   dilation=dilation, parity=parity, bias=not zero_background)
+            layers += [conv, gate]
             irreps = gate.irreps_out
             if i < min(len(products), len(levels) - 1):
                 factors, new = products[i]

@@ -62,6 +62,14 @@ class Gate(torch.nn.Module):
         irreps_gates: scalar irreps, ``irreps_gates.num_irreps == irreps_gated.num_irreps``.
         act_gates: list of callables, one per entry of ``irreps_gates``.
         irreps_gated: the fields to gate.
+        bias: a learnable bias on every ``0e`` scalar and gate (zeros at first), added inside the activation:
+            a scalar becomes ``act(x + b) - act(b)`` and a gate ``act(x + b)``. The gate then maps a zero
+            field to zero, so a background of zeros stays zeros through any number of convolution (without
+            bias) + gate blocks. Zero padding then agrees with the background, and a network with full
+            padding and mean pooling is exactly translation-invariant (for shifts by its total stride)
+            instead of letting the border's step interact with the object. Inside the field the block
+            computes what a biased convolution followed by a bias-free gate computes (the ``- act(b)`` is a
+            constant the next layer absorbs).
 
     Works along the channel axis: parts that are contiguous in the input are views, the rest is gathered once.
 
@@ -70,6 +78,10 @@ class Gate(torch.nn.Module):
     (6x0e+1x1o+1x2e, 4x0e+1x1o+1x2e)
     >>> gate(torch.randn(2, 14, 5, 5, 5)).shape
     torch.Size([2, 12, 5, 5, 5])
+    >>> biased = Gate("4x0e", [torch.relu], "2x0e", [torch.sigmoid], "1x1o + 1x2e", bias=True)
+    >>> _ = torch.nn.init.uniform_(biased.scalar_bias, -1.0, 1.0)
+    >>> float(biased(torch.zeros(1, 14, 3, 3, 3)).detach().abs().max())  # zero stays zero, whatever the biases
+    0.0
     """
 
     def __init__(
@@ -79,6 +91,8 @@ class Gate(torch.nn.Module):
         irreps_gates,
         act_gates: Sequence[Callable | None],
         irreps_gated,
+        *,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         scalars = as_irreps(irreps_scalars, "irreps_scalars").simplify()
@@ -127,6 +141,12 @@ class Gate(torch.nn.Module):
         self.irreps_out = out_scalars + o3.Irreps(out_gated).simplify()
         self._scalar_slices = [(sl, a) for sl, a in zip(scalars.slices(), self.act_scalars)]
         self._gate_slices = [(sl, a) for sl, a in zip(gates.slices(), self.act_gates)]
+        self.bias = bool(bias)
+        for name, irreps in (("scalar", scalars), ("gate", gates)):
+            even = [i for (_, ir), sl in zip(irreps, irreps.slices()) if ir == o3.Irrep("0e") for i in range(sl.start, sl.stop)]
+            self.register_buffer(f"_{name}_bias_index", torch.tensor(even, dtype=torch.long), persistent=False)
+            setattr(self, f"{name}_bias", torch.nn.Parameter(torch.zeros(len(even))) if bias and even else None)
+            setattr(self, f"_{name}_dim", irreps.dim)
 
     @classmethod
     def for_output(
@@ -135,10 +155,13 @@ class Gate(torch.nn.Module):
         act_even: Callable = torch.relu,
         act_odd: Callable = torch.tanh,
         act_gate: Callable = torch.sigmoid,
+        *,
+        bias: bool = False,
     ) -> "Gate":
         """The gate whose ``irreps_out`` is ``irreps_out`` sorted (e3nn order: ``0o`` before ``0e``) and simplified: ``0e`` scalars through
         ``act_even``, ``0o`` through the odd ``act_odd`` (so they stay ``0o``), and one ``0e`` gate through
         ``act_gate`` for every field with ``l > 0``. Feed it from a layer with ``irreps_out == gate.irreps_in``.
+        ``bias``: see the class.
 
         >>> gate = Gate.for_output("4x0e + 1x0o + 2x1o + 1x2e")
         >>> gate.irreps_in, gate.irreps_out
@@ -149,7 +172,7 @@ class Gate(torch.nn.Module):
         gated = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
         acts = [act_even if ir.p == 1 else act_odd for _, ir in scalars]
         gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps([])
-        return cls(scalars, acts, gates, [act_gate] * len(gates), gated)
+        return cls(scalars, acts, gates, [act_gate] * len(gates), gated, bias=bias)
 
     @staticmethod
     def _activate(x: torch.Tensor, pieces) -> torch.Tensor:
@@ -161,17 +184,32 @@ class Gate(torch.nn.Module):
         check_field(x, self.irreps_in)
         outs = []
         if len(self._scalar_index):
-            outs.append(self._activate(_take(x, self._scalar_index, self._starts["scalar"]), self._scalar_slices))
+            scalars = _take(x, self._scalar_index, self._starts["scalar"])
+            bias = self._full_bias("scalar", x)
+            if bias is None:
+                outs.append(self._activate(scalars, self._scalar_slices))
+            else:  # act(x + b) - act(b): zero stays zero
+                outs.append(self._activate(scalars + bias, self._scalar_slices) - self._activate(bias, self._scalar_slices))
         if len(self._gated_index):
-            gates = self._activate(_take(x, self._gate_index, self._starts["gate"]), self._gate_slices)
+            gates = _take(x, self._gate_index, self._starts["gate"])
+            bias = self._full_bias("gate", x)
+            gates = self._activate(gates if bias is None else gates + bias, self._gate_slices)
             gated = _take(x, self._gated_index, self._starts["gated"])
             for channel, gate, mul, dim in self._gated_blocks:  # broadcast each gate over its field's components
                 fields = gated[:, channel : channel + mul * dim].unflatten(1, (mul, dim))
                 outs.append((fields * gates[:, gate : gate + mul].unsqueeze(2)).flatten(1, 2))
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
+    def _full_bias(self, part: str, x: torch.Tensor) -> torch.Tensor | None:
+        """The ``part``'s bias over all its channels (zeros off ``0e``), ``[1, C, 1, 1, 1]``, or None."""
+        bias = getattr(self, f"{part}_bias")
+        if bias is None:
+            return None
+        full = x.new_zeros(getattr(self, f"_{part}_dim")).index_copy(0, getattr(self, f"_{part}_bias_index"), bias.to(x.dtype))
+        return full.view(1, -1, 1, 1, 1)
+
     def extra_repr(self) -> str:
-        return f"{self.irreps_in} -> {self.irreps_out}"
+        return f"{self.irreps_in} -> {self.irreps_out}" + (", bias=True" if self.bias else "")
 
 
 class NormActivation(torch.nn.Module):

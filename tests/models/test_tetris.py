@@ -98,3 +98,49 @@ def test_bfloat16_autocast_keeps_invariants_within_bf16_precision(parity):
     for g, f_g in zip(grid_symmetries(parity), transformed):
         sign[-1] = -1.0 if parity and torch.linalg.det(g) < 0 else 1.0  # the pseudoscalar flips
         assert float((f_g - sign * f.float()).abs().max()) < 3e-2 * scale
+
+
+def test_zero_background_makes_logits_invariant_to_whole_voxel_shifts(float64):
+    """With the biases inside the gates, moving the shape by one voxel of the working grid (2 input voxels
+    after one stride-2 stage) leaves the logits equal to rounding; with biased convolutions it does not."""
+    x = tetris_volumes(2, 8)[0].to(torch.float64)  # 24^3, the shapes in the middle 8^3
+    shifted = torch.roll(x, (2, -2, 2), (2, 3, 4))  # the blurred shapes stay inside the volume
+    deviation = {}
+    for zero_background in (True, False):
+        torch.manual_seed(0)
+        model = TetrisNet(parity=True, downsample=1, zero_background=zero_background).eval()
+        for module in model.modules():  # nonzero biases wherever they are
+            for name in ("bias", "scalar_bias", "gate_bias"):
+                if isinstance(getattr(module, name, None), torch.nn.Parameter):
+                    torch.nn.init.uniform_(getattr(module, name), -1.0, 1.0)
+        with torch.no_grad():
+            a, b = model(x), model(shifted)
+        deviation[zero_background] = float((a - b).abs().max() / a.abs().max())
+    assert deviation[True] < 1e-12
+    assert deviation[False] > 1e-6
+
+
+def test_dilated_zero_background_net_is_exact_under_the_grid_group(float64):
+    """Checked on the group's generators (two quarter turns and a mirror): equivariance under each
+    generator gives it under every product of them, i.e. all 48 symmetries."""
+    torch.manual_seed(2)
+    model = TetrisNet(parity=True, downsample=1, dilation=2, zero_background=True).eval()
+    x = torch.rand(2, 1, 8, 8, 8)
+    x[1] = 2 * x[1] + 0.3
+    generators = [
+        torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),  # quarter turn about z
+        torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),  # quarter turn about x
+        torch.diag(torch.tensor([-1.0, 1.0, 1.0])),  # mirror x -> -x
+    ]
+    with torch.no_grad():
+        reference = model.invariants(x)
+        for g in generators:
+            f = model.invariants(transform_field(x, "0e", g))
+            sign = torch.ones(8)
+            sign[7] = float(torch.det(g).sign())  # the pseudoscalar flips under the mirror
+            assert float((f - sign * reference).abs().max()) < 1e-12 * float(reference.abs().max())
+
+
+def test_tetris_net_rejects_bad_dilation():
+    with pytest.raises(ValueError, match="dilation: expected a positive int, got 0"):
+        TetrisNet(dilation=0)
