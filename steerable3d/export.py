@@ -208,21 +208,21 @@ class _Builder:
             outs = [self.activation(act, self.method("narrow", xs, 1, sl.start, sl.stop - sl.start), where) for sl, act in pieces]
             return self.fn(torch.cat, outs, dim=1) if len(outs) != 1 else outs[0]
 
-        def biased(part, xs):  # the gate's bias (Gate(bias=True)) as a constant buffer
-            bias = m._full_bias(part, v)
-            return xs if bias is None else self.fn(operator.add, xs, self.buffer(bias.detach(), "bias"))
+        def biased(xs, bias):  # the gate's bias (Gate(bias=True)) as a constant buffer
+            return xs if bias is None else self.fn(operator.add, xs, self.buffer(bias, "bias"))
 
         outs = []
+        with torch.no_grad():
+            scalar_bias, gate_bias = m._full_bias("scalar", v), m._full_bias("gate", v)
         if len(m._scalar_index):
-            scalars = activate(biased("scalar", self.take(x, m._scalar_index)), m._scalar_slices, "Gate act_scalars")
-            bias = m._full_bias("scalar", v)
-            if bias is not None:  # act(x + b) - act(b), the second term a constant
+            scalars = activate(biased(self.take(x, m._scalar_index), scalar_bias), m._scalar_slices, "Gate act_scalars")
+            if scalar_bias is not None:  # act(x + b) - act(b), the second term a constant
                 with torch.no_grad():
-                    background = m._activate(bias, m._scalar_slices)
+                    background = m._activate(scalar_bias, m._scalar_slices)
                 scalars = self.fn(operator.sub, scalars, self.buffer(background, "background"))
             outs.append(scalars)
         if len(m._gated_index):
-            gates = activate(biased("gate", self.take(x, m._gate_index)), m._gate_slices, "Gate act_gates")
+            gates = activate(biased(self.take(x, m._gate_index), gate_bias), m._gate_slices, "Gate act_gates")
             repeat = [gate + j for _, gate, mul, dim in m._gated_blocks for j in range(mul) for _ in range(dim)]
             repeated = self.method("index_select", gates, 1, self.buffer(torch.tensor(repeat, dtype=torch.long), "index"))
             outs.append(self.fn(operator.mul, self.take(x, m._gated_index), repeated))
