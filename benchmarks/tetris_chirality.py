@@ -23,16 +23,14 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_output_options, cpu_model, doc_target, fill_defaults, table, write_section  # noqa: E402
+from steerable3d.data import TETRIS_CHIRAL_PAIR, tetris_volumes
+from steerable3d.models import TetrisNet
+from steerable3d.workflows.tetris import evaluate, make_test_sets, train_full_batch
 
-from steerable3d.data import TETRIS_CHIRAL_PAIR, tetris_volumes  # noqa: E402
-from steerable3d.models import TetrisNet  # noqa: E402
-from steerable3d.workflows.tetris import evaluate, make_test_sets, train_full_batch  # noqa: E402
+from _common import add_output_options, cpu_model, doc_target, fill_defaults, table, write_section  # benchmarks/ is the script directory
 
 CONFIGS = {
     "base": {},

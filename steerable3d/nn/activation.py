@@ -141,7 +141,6 @@ class Gate(torch.nn.Module):
         self.irreps_out = out_scalars + o3.Irreps(out_gated).simplify()
         self._scalar_slices = [(sl, a) for sl, a in zip(scalars.slices(), self.act_scalars)]
         self._gate_slices = [(sl, a) for sl, a in zip(gates.slices(), self.act_gates)]
-        self.bias = bool(bias)
         for name, irreps in (("scalar", scalars), ("gate", gates)):
             even = [i for (_, ir), sl in zip(irreps, irreps.slices()) if ir == o3.Irrep("0e") for i in range(sl.start, sl.stop)]
             self.register_buffer(f"_{name}_bias_index", torch.tensor(even, dtype=torch.long), persistent=False)
@@ -209,7 +208,8 @@ class Gate(torch.nn.Module):
         return full.view(1, -1, 1, 1, 1)
 
     def extra_repr(self) -> str:
-        return f"{self.irreps_in} -> {self.irreps_out}" + (", bias=True" if self.bias else "")
+        biased = self.scalar_bias is not None or self.gate_bias is not None
+        return f"{self.irreps_in} -> {self.irreps_out}" + (", bias=True" if biased else "")
 
 
 class NormActivation(torch.nn.Module):
