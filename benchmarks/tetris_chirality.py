@@ -32,13 +32,16 @@ from steerable3d.workflows.tetris import evaluate, make_test_sets, train_full_ba
 
 from _common import add_output_options, cpu_model, doc_target, fill_defaults, table, write_section  # benchmarks/ is the script directory
 
-CONFIGS = {
-    "base": {},
-    "zero_background": {"zero_background": True},
-    "o3": {"parity": True},
-    "o3_zero_background": {"parity": True, "zero_background": True},
+CONFIGS = {  # explicit grids, backgrounds and shells: the defaults differ between the groups
+    "base": {"downsample": 2, "zero_background": False},  # the SO(3) default
+    "zero_background": {"downsample": 2, "zero_background": True},
+    "fine_zero_background": {"downsample": 1, "zero_background": True},
+    "o3": {"parity": True, "downsample": 2, "zero_background": False, "shell_width": 0.6},
+    "o3_zero_background": {"parity": True, "downsample": 2, "zero_background": True, "shell_width": 0.6},
+    "o3_fine_zero_background": {"parity": True, "downsample": 1, "zero_background": True, "shell_width": 0.6},
+    "o3_default": {"parity": True, "downsample": 1},  # fine grid, zero background, smooth shells
     "dilated_zero_background": {"downsample": 1, "dilation": 2, "zero_background": True},
-    "o3_dilated_zero_background": {"parity": True, "downsample": 1, "dilation": 2, "zero_background": True},
+    "o3_dilated_zero_background": {"parity": True, "downsample": 1, "dilation": 2, "zero_background": True, "shell_width": 0.6},
 }
 
 
@@ -58,7 +61,7 @@ def diagnose(config: str, seed: int, args, test_sets) -> list[str]:
     start = time.perf_counter()
     train_full_batch(model, volumes, labels, args.steps)
     seconds = time.perf_counter() - start
-    stride = 2 ** CONFIGS[config].get("downsample", 2)  # input voxels per working voxel
+    stride = 2 ** CONFIGS[config]["downsample"]  # input voxels per working voxel
     canonical = chiral_gaps(model, chiral)
     whole, partial = [], []
     for axis in (2, 3, 4):

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from e3nn import o3
 
+from ..basis import SHELL_WIDTH
 from ..nn import Gate, GlobalPool, LowPassPool3d, SelfTensorProduct, Sequential, SteerableConv3d
 from ..nn._filters import antialias_std
 
@@ -17,6 +18,7 @@ HIDDEN_SO3 = "6x0e + 3x1o + 2x2e"
 # O(3): pointwise products after the first two hidden levels: cross products of the vectors (1o x 1o -> 1e),
 # then pseudoscalars (1o . 1e -> 0o), as (factors, products) per level
 PRODUCTS_O3 = [("1o", "2x1e"), ("1o + 1e", "2x0o")]
+O3_SHELL_WIDTH = 1.0  # smoother radial shells than the library default: see "Defaults per group"
 
 
 def _scale_irreps(irreps: str, width: int) -> o3.Irreps:
@@ -54,8 +56,23 @@ class TetrisNet(torch.nn.Module):
     and with gates alone the pooled ``0o`` features of a fresh net are ~1e-12, so the chiral logits tie and
     never separate). With ``parity=True`` the first hidden level is therefore followed by a
     :class:`~steerable3d.nn.SelfTensorProduct` appending cross products of its vector fields (``1e``) and
-    the second by one appending dot products of vectors and pseudovectors (``0o``). An SO(3) net needs
-    neither: its kernels include the cross-product paths (``l_f = 1`` between two ``l = 1`` fields).
+    the second by one appending dot products of vectors and pseudovectors (``0o``). An SO(3) net's kernels
+    include the cross-product paths (``l_f = 1`` between two ``l = 1`` fields), but see below.
+
+    Defaults per group (measured with the protocol, ``docs/benchmarks.md``):
+        * ``parity=True``: one stride-2 stage (an 18^3 working grid at the protocol size, a cube spans 2.5
+          voxels), ``zero_background=True`` and smooth radial shells (``shell_width=O3_SHELL_WIDTH`` working
+          voxels instead of the library's 0.6). On the 9^3 grid the chiral gap changes by more than its
+          size when the shape moves by a fraction of a working voxel; the finer grid and the zero background
+          remove that noise and the border. With the sharper shells some seeds learn a pseudoscalar that
+          depends on the orientation (large on the axis-aligned training volumes, near zero 45 degrees away
+          about one axis): the sampled kernels' cubic anisotropy, which smoother shells reduce.
+        * ``parity=False``: two stride-2 stages (9^3) and biased convolutions. With a zero background an
+          SO(3) net trained on the canonical volumes does not separate the chiral pair at all (chiral gap
+          ~0.005 on the 18^3 grid, even with the O(3) net's products, or initialized as the O(3) net with
+          the parity-violating paths at zero): its chiral feature is the border cue described under
+          ``zero_background``, which rotations destroy. This net is not yet reliable on the chiral pair
+          under continuous rotations.
 
     Sizes: the stride-2 stages are Gaussian low-passes whose length follows the input size and the
     convolutions have stride 1, so every cubic size is exact (``steerable3d.exact_sizes(model)``), the
@@ -72,7 +89,8 @@ class TetrisNet(torch.nn.Module):
         scalars: scalar features before the read-out (with ``parity``, a quarter of them ``0o``).
         kernel_size: taps of every convolution.
         smoothing: std of the first low-pass, in voxels of the input.
-        downsample: number of stride-2 low-pass stages on the input (2: 36^3 -> 9^3).
+        downsample: number of stride-2 low-pass stages on the input (1: 36^3 -> 18^3, 2: -> 9^3); default 1
+            with ``parity``, else 2 (see above).
         dilation: spread every convolution's taps ``dilation`` voxels apart, after a stride-1 low-pass of the
             anti-aliasing width of a stride-``dilation`` stage. This is a further stride-``dilation`` stage
             computed at every phase of its grid ("a trous"): the same receptive field, but the features no
@@ -82,7 +100,9 @@ class TetrisNet(torch.nn.Module):
             in the convolutions, so the empty part of the volume stays exactly zero and the padded border
             agrees with it: the logits are then exactly invariant to moving the shape by whole voxels of
             the working grid. With biased convolutions the border's step interacts with the shape, a cue
-            that tells the canonical shapes apart partly by where they sit in their box.
+            that tells the canonical shapes apart partly by where they sit in their box. Default: ``parity``.
+        shell_width: width of the convolutions' radial Gaussian shells, in working voxels
+            (:class:`~steerable3d.basis.KernelBasis`); default 1.0 with ``parity``, else the library's 0.6.
 
     Trains with a plain loop: Adam (lr 3e-3), the 8 canonical volumes as one batch, cross-entropy.
 
@@ -102,12 +122,19 @@ class TetrisNet(torch.nn.Module):
         scalars: int = 16,
         kernel_size: int = 5,
         smoothing: float = 1.5,
-        downsample: int = 2,
+        downsample: int | None = None,
         dilation: int = 1,
-        zero_background: bool = False,
+        zero_background: bool | None = None,
+        shell_width: float | None = None,
     ) -> None:
         super().__init__()
         self.parity = bool(parity)
+        if downsample is None:
+            downsample = 1 if self.parity else 2
+        if zero_background is None:
+            zero_background = self.parity
+        if shell_width is None:
+            shell_width = O3_SHELL_WIDTH if self.parity else SHELL_WIDTH
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width: expected a positive int, got {width!r}")
         if not isinstance(downsample, int) or downsample < 0:
@@ -131,7 +158,8 @@ class TetrisNet(torch.nn.Module):
         for i, target in enumerate(levels):
             gate = Gate.for_output(target, act_even=torch.nn.functional.silu, bias=zero_background)
             conv = SteerableConv3d(irreps, gate.irreps_in, kernel_size, padding=dilation * (kernel_size - 1),
-                                   dilation=dilation, parity=parity, bias=not zero_background)
+                                   dilation=dilation, parity=parity, bias=not zero_background,
+                                   shell_width=shell_width)
             layers += [conv, gate]
             irreps = gate.irreps_out
             if i < min(len(products), len(levels) - 1):
@@ -174,7 +202,8 @@ class TetrisNet(torch.nn.Module):
 
 
 class PlainTetrisCNN(torch.nn.Module):
-    """A plain CNN laid out like :class:`TetrisNet`, for comparison: the same input low-pass stages,
+    """A plain CNN laid out like :class:`TetrisNet`, for comparison: the same input low-pass stages (two by
+    default, as the SO(3) net's; ``downsample=1`` gives the O(3) net's 18^3 working grid at 8x the cost),
     ``Conv3d`` (full padding) + SiLU per level with as many channels as the steerable net's gated fields
     have components (25, 25, 16 by default, SO(3) widths), spatial mean, linear read-out. It has about a
     hundred times the steerable net's parameters and no symmetry built in.

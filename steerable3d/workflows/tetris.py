@@ -233,7 +233,9 @@ def run_protocol(
                 run.grid_accuracy, run.grid_deviation = grid_check(model, volumes, labels, model.parity)
             log(
                 f"{name:>14} seed {seed}: loss {losses[-1]:.3f}, 100% train at step {perfect}, "
-                f"rotations {100 * statistics.fmean(run.rotation_accuracy):.2f}% ({run.train_seconds:.0f} s)"
+                f"rotations {100 * statistics.fmean(run.rotation_accuracy):.2f}%"
+                + (f", rotations+reflections {100 * statistics.fmean(run.reflection_accuracy):.2f}%" if run.reflection_accuracy else "")
+                + f" ({run.train_seconds:.0f} s)"
             )
             runs.append(run)
     return runs
