@@ -203,7 +203,7 @@ class TetrisNet(torch.nn.Module):
 
 class PlainTetrisCNN(torch.nn.Module):
     """A plain CNN laid out like :class:`TetrisNet`, for comparison: the same input low-pass stages (two by
-    default, as the SO(3) net's; ``downsample=1`` gives the O(3) net's 18^3 working grid at 8x the cost),
+    default, as the SO(3) net's; ``downsample=1`` gives the O(3) net's 18^3 working grid),
     ``Conv3d`` (full padding) + SiLU per level with as many channels as the steerable net's gated fields
     have components (25, 25, 16 by default, SO(3) widths), spatial mean, linear read-out. It has about a
     hundred times the steerable net's parameters and no symmetry built in.
