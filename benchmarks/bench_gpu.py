@@ -169,9 +169,9 @@ def main(argv=None) -> int:
             x = torch.randn(args.batch, 1, *(args.unet_size,) * 3)
             config = f"`EquivariantUNet(3, 1, 2, (16, 32, 64), (2, 2))`, batch {args.batch}, {args.unet_size}^3"
         else:
-            ours = TetrisNet()
+            ours = TetrisNet(kernel_group="SO3")
             x = torch.rand(8, 1, *(args.tetris_size,) * 3)
-            config = f"`TetrisNet()`, 8 volumes at {args.tetris_size}^3 (the protocol batch)"
+            config = f"`TetrisNet(kernel_group=\"SO3\")`, 8 volumes at {args.tetris_size}^3 (the protocol batch)"
         models = {"plain (same graph)": plain_counterpart(ours, x), "ours": ours, "e3nn convs": e3nn_counterpart(ours)}
         if kind == "unet":
             models["ours, checkpointing=True"] = EquivariantUNet(3, 1, 2, (16, 32, 64), (2, 2), checkpointing=True)

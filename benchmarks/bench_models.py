@@ -4,7 +4,7 @@ and against the same model on e3nn's voxel convolution (see ``_counterparts.py``
 - U-Net: ``EquivariantUNet(3, 1, 2, channels=(16, 32, 64), strides=(2, 2))`` (instance norm, kernel 5),
   batch 2, 32^3, CPU; peak training memory also at 128^3, batch 1, with and without activation
   checkpointing.
-- TetrisNet: ``TetrisNet()`` (SO(3)) on the protocol batch, the 8 volumes at 36^3.
+- TetrisNet: ``TetrisNet(kernel_group="SO3")`` (SO(3) kernels, no products) on the protocol batch, the 8 volumes at 36^3.
 
 Measured per model: construction (cold: first in a fresh process; warm: second), the training step
 (``zero_grad``, forward, ``out.square().mean().backward()``) and inference (eval, ``no_grad``), medians of
@@ -49,7 +49,7 @@ def example_input(kind: str, size: int, batch: int) -> torch.Tensor:
 
 
 def build_ours(kind: str) -> torch.nn.Module:
-    return EquivariantUNet(3, 1, 2, **UNET) if kind == "unet" else TetrisNet()
+    return EquivariantUNet(3, 1, 2, **UNET) if kind == "unet" else TetrisNet(kernel_group="SO3")
 
 
 def build(kind: str, name: str, args) -> torch.nn.Module:
@@ -168,7 +168,7 @@ def report(kind: str, args, construction, speed, memory) -> str:
                   f"{size}^3, float32")
     else:
         title = "## TetrisNet vs the same graph in plain torch vs on e3nn's voxel convolution"
-        config = f"`TetrisNet()` (SO(3), {sum(p.numel() for p in build_ours('tetris').parameters()):,} parameters), batch {batch}, {size}^3, float32"
+        config = f"`TetrisNet(kernel_group=\"SO3\")` (SO(3) kernels, {sum(p.numel() for p in build_ours('tetris').parameters()):,} parameters), batch {batch}, {size}^3, float32"
     out = [
         title,
         "",

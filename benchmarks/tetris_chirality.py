@@ -32,15 +32,16 @@ from steerable3d.workflows.tetris import evaluate, make_test_sets, train_full_ba
 
 from _common import add_output_options, cpu_model, doc_target, fill_defaults, table, write_section  # benchmarks/ is the script directory
 
-CONFIGS = {  # explicit grids, backgrounds and shells: the defaults differ between the groups
-    "base": {"downsample": 2, "zero_background": False},  # the SO(3) default
-    "zero_background": {"downsample": 2, "zero_background": True},
-    "fine_zero_background": {"downsample": 1, "zero_background": True},
+CONFIGS = {  # explicit kernels, grids, backgrounds and shells: the defaults differ between the kernel groups
+    "base": {"kernel_group": "SO3", "downsample": 2, "zero_background": False},  # the previous SO(3) default
+    "zero_background": {"kernel_group": "SO3", "downsample": 2, "zero_background": True},
+    "fine_zero_background": {"kernel_group": "SO3", "downsample": 1, "zero_background": True},
     "o3": {"parity": True, "downsample": 2, "zero_background": False, "shell_width": 0.6},
     "o3_zero_background": {"parity": True, "downsample": 2, "zero_background": True, "shell_width": 0.6},
     "o3_fine_zero_background": {"parity": True, "downsample": 1, "zero_background": True, "shell_width": 0.6},
     "o3_default": {"parity": True, "downsample": 1},  # fine grid, zero background, smooth shells
-    "dilated_zero_background": {"downsample": 1, "dilation": 2, "zero_background": True},
+    "so3_default": {"downsample": 1},  # the O(3) layers with the rotation-invariant free read-out
+    "dilated_zero_background": {"kernel_group": "SO3", "downsample": 1, "dilation": 2, "zero_background": True},
     "o3_dilated_zero_background": {"parity": True, "downsample": 1, "dilation": 2, "zero_background": True, "shell_width": 0.6},
 }
 

@@ -71,8 +71,11 @@ def check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+ORIENTATION_WORDS = {"random": "each shape under one random rotation per seed", "canonical": "axis-aligned"}
+
+
 def tetris(args: argparse.Namespace) -> int:
-    """Train on the canonical Tetris volumes, test on random rotations, print the table."""
+    """Train on one orientation of the Tetris volumes, test on random rotations, print the table."""
     from .workflows.tetris import format_table, plot_runs, run_protocol
 
     if args.seeds < 1 or args.steps < 1 or args.test_sets < 1:
@@ -82,13 +85,15 @@ def tetris(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     n = 4 * args.scale + 2 * args.pad
     print(
-        f"3D Tetris: train on the 8 canonical {n}^3 volumes ({args.steps} steps, Adam lr 3e-3, full batch), "
+        f"3D Tetris: train on the 8 {n}^3 volumes, {ORIENTATION_WORDS[args.train_orientation]} "
+        f"({args.steps} steps, Adam lr 3e-3, full batch), "
         f"test on {args.test_sets} sets of 8 randomly rotated shapes; seeds {args.seed} .. {args.seed + args.seeds - 1}"
     )
     start = time.perf_counter()
     runs = run_protocol(
         seeds=range(args.seed, args.seed + args.seeds), steps=args.steps, test_sets=args.test_sets,
-        scale=args.scale, pad=args.pad, groups=groups, plain_cnn=args.plain_cnn, device=args.device,
+        scale=args.scale, pad=args.pad, groups=groups, plain_cnn=args.plain_cnn,
+        train_orientation=args.train_orientation, device=args.device,
     )
     print()
     print(format_table(runs))
@@ -263,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "tetris",
         help="3D Tetris: train on one orientation, test on random rotations (steerable net vs plain CNN)",
-        description="Train on the 8 canonical Tetris volumes, test on sets of randomly rotated shapes, and print "
+        description="Train on the 8 Tetris volumes in one orientation, test on sets of randomly rotated shapes, and print "
         "mean +- std accuracy over seeds for the steerable net and a plain CNN. The full protocol of the paper: "
         "--seeds 5 --test-sets 100 --group both.",
     )
@@ -271,9 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     p.add_argument("--test-sets", type=int, default=20, help="sets of 8 rotated shapes (default 20; the protocol: 100)")
-    p.add_argument("--group", choices=("so3", "o3", "both"), default="so3", help="steerable net: SO(3) (rotations, "
-                   "default), O(3) (rotations and reflections, with a pseudoscalar for the chiral pair), or both")
+    p.add_argument("--group", choices=("so3", "o3", "both"), default="so3", help="steerable net: logits invariant to "
+                   "rotations (so3, default: TetrisNet()), also equivariant to reflections (o3: TetrisNet(parity=True), the "
+                   "chiral pair's logits swap), or both")
     p.add_argument("--plain-cnn", action=argparse.BooleanOptionalAction, default=True, help="also train the plain CNN")
+    p.add_argument("--train-orientation", choices=("canonical", "random"), default="canonical", help="training volumes: "
+                   "axis-aligned (default) or each shape under one random rotation per seed (as in the paper's script)")
     p.add_argument("--scale", type=int, default=5, help="voxels per cube edge (default 5: 36^3 volumes)")
     p.add_argument("--pad", type=int, default=8, help="zero voxels on each side (default 8)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")

@@ -1,8 +1,10 @@
 """The 3D Tetris protocol: train on one orientation, test on random continuous rotations.
 
-Protocol (3D Steerable CNNs, Weiler et al. 2018): the eight shapes (:func:`~steerable3d.data.tetris_volumes`)
-in their canonical orientation are the training set, one full batch; the model is trained with Adam
-(lr 3e-3) and cross-entropy for a fixed number of steps. It is then tested on ``test_sets`` sets of the
+Protocol (3D Steerable CNNs, Weiler et al. 2018): the eight shapes (:func:`~steerable3d.data.tetris_volumes`),
+each in one orientation, are the training set, one full batch: by default the axis-aligned ("canonical")
+volumes, or each shape under one random rotation drawn once per seed (:func:`training_set`), as in the
+paper's own script. The model is trained with Adam (lr 3e-3) and cross-entropy for a
+fixed number of steps. It is then tested on ``test_sets`` sets of the
 eight shapes, each shape under its own Haar-random rotation about the volume centre, resampled by a cubic
 spline with no extra smoothing. O(3) models are also tested under random improper rotations (rotation
 times inversion), where the two chiral shapes swap labels. Every model sees the same test sets.
@@ -10,7 +12,7 @@ times inversion), where the two chiral shapes swap labels. Every model sees the 
 Everything here is plain PyTorch around the models: the training loop is the one a user would write.
 
 The public API: :func:`run_protocol` (the whole protocol) and its :class:`TetrisRun` records,
-:func:`format_table` and :func:`plot_runs`, and its steps: :func:`train_full_batch`, :func:`make_test_sets`,
+:func:`format_table` and :func:`plot_runs`, and its steps: :func:`training_set`, :func:`train_full_batch`, :func:`make_test_sets`,
 :func:`evaluate` and :func:`grid_check`. ``steerable3d tetris`` (:mod:`steerable3d.cli`) runs it from the
 command line.
 """
@@ -30,7 +32,10 @@ from ..data.tetris import TETRIS_CHIRAL_PAIR, tetris_volumes
 from ..models.tetris import PlainTetrisCNN, TetrisNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
 
-__all__ = ["TetrisRun", "train_full_batch", "make_test_sets", "evaluate", "grid_check", "run_protocol", "format_table", "plot_runs"]
+__all__ = ["TetrisRun", "train_full_batch", "training_set", "make_test_sets", "evaluate", "grid_check", "run_protocol", "format_table", "plot_runs"]
+
+
+TRAIN_ROTATION_SEED = 5000  # training_set(s) draws its rotations with seed TRAIN_ROTATION_SEED + s
 
 
 def _no_progress(iterable: Iterable, **_: object) -> Iterable:
@@ -142,6 +147,18 @@ def make_test_sets(
     return sets
 
 
+def training_set(seed: int, *, scale: int = 5, pad: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8 volumes ``[8, 1, N, N, N]`` and labels ``[8]`` of seed ``seed``'s training set: each shape under
+    one random rotation (``random_rotations(8, TRAIN_ROTATION_SEED + seed)``), resampled like the test
+    volumes. These rotations are independent of the test sets' (:func:`make_test_sets`, seed 1234).
+
+    >>> volumes, labels = training_set(0, scale=2, pad=2)
+    >>> volumes.shape, labels.tolist()
+    (torch.Size([8, 1, 12, 12, 12]), [0, 1, 2, 3, 4, 5, 6, 7])
+    """
+    return tetris_volumes(scale, pad, random_rotations(8, seed=TRAIN_ROTATION_SEED + seed))
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, sets: Sequence[tuple[torch.Tensor, torch.Tensor]], device="cpu") -> list[float]:
     """Accuracy of ``model`` (eval mode) on every set ``(volumes, labels)``, fractions in [0, 1].
@@ -194,12 +211,18 @@ def run_protocol(
     pad: int = 8,
     groups: Sequence[str] = ("SO3",),
     plain_cnn: bool = True,
+    train_orientation: str = "canonical",
     device: str = "cpu",
     log: Callable[[str], None] = print,
 ) -> list[TetrisRun]:
-    """Train and test every model (``"SO3"``, ``"O3"`` steerable nets; the plain CNN) for every seed,
-    ``steps`` steps on the canonical volumes (``4 scale + 2 pad`` voxels a side), on ``test_sets`` sets of 8
-    rotated shapes. Returns one :class:`TetrisRun` per model and seed. Here a small, short run:
+    """Train and test every model (``"SO3"``, ``"O3"`` steerable nets; the plain CNN) for every seed:
+    ``steps`` steps on the 8 volumes (``4 scale + 2 pad`` voxels a side) in one orientation, then test on
+    ``test_sets`` sets of 8 rotated shapes. Returns one :class:`TetrisRun` per model and seed.
+
+    ``train_orientation``: ``"canonical"`` (default) trains on the axis-aligned volumes; ``"random"`` (as in
+    the paper's own script) trains seed ``s`` on :func:`training_set` ``(s)``, each shape under one random
+    rotation, resampled like the test volumes. Every model of a seed trains on the same volumes. Here a
+    small, short run:
 
     >>> runs = run_protocol(seeds=(0,), steps=3, test_sets=1, scale=2, pad=2, plain_cnn=False, log=lambda line: None)
     >>> [(run.model, run.seed, len(run.losses), len(run.rotation_accuracy)) for run in runs]
@@ -207,9 +230,9 @@ def run_protocol(
     >>> runs[0].grid_deviation < 1e-5
     True
     """
+    if train_orientation not in ("random", "canonical"):
+        raise ValueError(f"train_orientation: expected 'random' or 'canonical', got {train_orientation!r}")
     progress = progress_bar()
-    volumes, labels = tetris_volumes(scale, pad)
-    volumes, labels = volumes.to(device), labels.to(device)
     rotated = make_test_sets(test_sets, scale=scale, pad=pad, progress=progress)
     improper = make_test_sets(test_sets, scale=scale, pad=pad, improper=True, progress=progress) if "O3" in groups else []
     builders: dict[str, Callable[[], torch.nn.Module]] = {}
@@ -220,6 +243,11 @@ def run_protocol(
     runs = []
     for name, build in builders.items():
         for seed in seeds:
+            if train_orientation == "random":
+                volumes, labels = training_set(seed, scale=scale, pad=pad)
+            else:
+                volumes, labels = tetris_volumes(scale, pad)
+            volumes, labels = volumes.to(device), labels.to(device)
             torch.manual_seed(seed)
             model = build().to(device)
             start = time.perf_counter()
@@ -302,7 +330,7 @@ def plot_runs(runs: Sequence[TetrisRun], path: str) -> None:
     names = list(dict.fromkeys(r.model for r in runs))
     figure, ((left, right),) = subplots(1, 2, figsize=(11, 4))
     training_curves({name: [r.losses for r in runs if r.model == name] for name in names}, ax=left,
-                    ylabel="cross-entropy (canonical volumes)", title="training (line: mean over seeds; band: min-max)")
+                    ylabel="cross-entropy (training volumes)", title="training (line: mean over seeds; band: min-max)")
     for i, name in enumerate(names):
         accs = [100 * statistics.fmean(r.rotation_accuracy) for r in runs if r.model == name]
         right.bar(i, statistics.fmean(accs), color=f"C{i}", alpha=0.4)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from e3nn import o3
 
 from steerable3d import exact_sizes, grid_symmetries, transform_field
 from steerable3d.data import TETRIS_CHIRAL_PAIR, tetris_volumes
@@ -24,14 +25,14 @@ def train(model, x, y, steps=300):
     return losses
 
 
-@pytest.mark.parametrize("parity", [False, True])
-def test_trained_net_is_exact_over_grid_symmetries(parity):
+@pytest.mark.parametrize("parity, kernel_group", [(False, "O3"), (True, "O3"), (False, "SO3")])
+def test_trained_net_is_exact_over_grid_symmetries(parity, kernel_group):
     """After training on the canonical volumes, every grid rotation gives the same logits (and every
     reflection the same logits with the chiral pair swapped), so the grid-transformed sets score exactly
     what the canonical set scores."""
     torch.manual_seed(0)
     x, y = tetris_volumes(SCALE, PAD)
-    model = TetrisNet(parity=parity, downsample=DOWNSAMPLE)
+    model = TetrisNet(parity=parity, downsample=DOWNSAMPLE, kernel_group=kernel_group)
     losses = train(model, x, y)
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
@@ -67,6 +68,45 @@ def test_invariants_and_pseudoscalar_under_a_mirror(float64):
     scale = float(f.abs().max())
     assert float((f_mirror[:, :7] - f[:, :7]).abs().max()) < 1e-12 * scale  # 7x0e: invariant
     assert float((f_mirror[:, 7] + f[:, 7]).abs().max()) < 1e-12 * scale  # 1x0o: flips sign
+
+
+def test_rotation_invariant_readout_gives_pseudoscalars_to_the_chiral_pair_only(float64):
+    """``parity=False``: invariants ``s_0..s_7`` and pseudoscalars ``q_0, q_1`` (a mirror flips them), logits
+    ``[s_0 + q_0, s_1 + q_1, s_2..s_7]``: rotation-invariant, and under a mirror the six achiral logits stay
+    while the chiral pair's move, each on its own."""
+    torch.manual_seed(3)
+    model = TetrisNet().eval()
+    assert model.irreps_out == o3.Irreps("8x0e + 2x0o")
+    x = torch.rand(2, 1, 14, 14, 14)
+    x[1] = 2 * x[1] + 0.3
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+    quarter_turn = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    with torch.no_grad():
+        f, f_mirror = model.invariants(x), model.invariants(transform_field(x, "0e", mirror))
+        scale = float(f.abs().max())
+        assert float((f_mirror[:, :8] - f[:, :8]).abs().max()) < 1e-12 * scale  # 8x0e: invariant
+        assert float((f_mirror[:, 8:] + f[:, 8:]).abs().max()) < 1e-12 * scale  # 2x0o: flip sign
+        odd = float(f[:, 8:].abs().max())
+        assert odd > 1e-12 * scale  # ... and are not zero, though tiny in a fresh net (see the class docstring)
+        # pseudoscalar weights that move the chiral logits by ~1e-6 of the logits: far above the rounding they amplify
+        model.readout_odd.weight.mul_(1e-6 * scale / odd)
+        logits = model(x)
+        turned, mirrored = model(transform_field(x, "0e", quarter_turn)), model(transform_field(x, "0e", mirror))
+    size = float(logits.abs().max())
+    assert float((turned - logits).abs().max()) < 1e-9 * size
+    a, b = TETRIS_CHIRAL_PAIR
+    achiral = [i for i in range(8) if i not in (a, b)]
+    assert float((mirrored[:, achiral] - logits[:, achiral]).abs().max()) < 1e-9 * size
+    moved = (mirrored[:, [a, b]] - logits[:, [a, b]]).abs()
+    assert float(moved.min()) > 1e-8 * size  # both chiral logits move under the mirror ...
+    assert float((mirrored[:, a] - logits[:, b]).abs().max()) > 1e-8 * size  # ... and do not swap
+
+
+def test_kernel_group_is_checked():
+    with pytest.raises(ValueError, match="kernel_group='SO3' needs parity=False"):
+        TetrisNet(parity=True, kernel_group="SO3")
+    with pytest.raises(ValueError, match="kernel_group: expected 'O3' or 'SO3', got 'so3'"):
+        TetrisNet(kernel_group="so3")
 
 
 def test_every_size_is_exact():
