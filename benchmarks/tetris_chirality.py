@@ -40,7 +40,7 @@ CONFIGS = {  # explicit kernels, grids, backgrounds and shells: the defaults dif
     "o3_zero_background": {"parity": True, "downsample": 2, "zero_background": True, "shell_width": 0.6},
     "o3_fine_zero_background": {"parity": True, "downsample": 1, "zero_background": True, "shell_width": 0.6},
     "o3_default": {"parity": True, "downsample": 1},  # fine grid, zero background, smooth shells
-    "so3_default": {"downsample": 1},  # the O(3) layers with the rotation-invariant free read-out
+    "so3_default": {"downsample": 1},  # the O(3) layers, pseudoscalars read out for the chiral pair only
     "dilated_zero_background": {"kernel_group": "SO3", "downsample": 1, "dilation": 2, "zero_background": True},
     "o3_dilated_zero_background": {"parity": True, "downsample": 1, "dilation": 2, "zero_background": True, "shell_width": 0.6},
 }

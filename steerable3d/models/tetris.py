@@ -18,7 +18,7 @@ HIDDEN_SO3 = "6x0e + 3x1o + 2x2e"
 # O(3): pointwise products after the first two hidden levels: cross products of the vectors (1o x 1o -> 1e),
 # then pseudoscalars (1o . 1e -> 0o), as (factors, products) per level
 PRODUCTS_O3 = [("1o", "2x1e"), ("1o + 1e", "2x0o")]
-O3_SHELL_WIDTH = 1.0  # smoother radial shells than the library default: see "Defaults per group"
+O3_SHELL_WIDTH = 1.0  # smoother radial shells than the library default: see "Defaults" in TetrisNet
 
 
 def _scale_irreps(irreps: str, width: int) -> o3.Irreps:

@@ -235,6 +235,10 @@ def run_protocol(
     progress = progress_bar()
     rotated = make_test_sets(test_sets, scale=scale, pad=pad, progress=progress)
     improper = make_test_sets(test_sets, scale=scale, pad=pad, improper=True, progress=progress) if "O3" in groups else []
+    training = {  # per seed, shared by every model of that seed
+        seed: training_set(seed, scale=scale, pad=pad) if train_orientation == "random" else tetris_volumes(scale, pad)
+        for seed in seeds
+    }
     builders: dict[str, Callable[[], torch.nn.Module]] = {}
     for group in groups:
         builders[f"steerable {group}"] = functools.partial(TetrisNet, parity=group == "O3")
@@ -243,11 +247,7 @@ def run_protocol(
     runs = []
     for name, build in builders.items():
         for seed in seeds:
-            if train_orientation == "random":
-                volumes, labels = training_set(seed, scale=scale, pad=pad)
-            else:
-                volumes, labels = tetris_volumes(scale, pad)
-            volumes, labels = volumes.to(device), labels.to(device)
+            volumes, labels = (t.to(device) for t in training[seed])
             torch.manual_seed(seed)
             model = build().to(device)
             start = time.perf_counter()
