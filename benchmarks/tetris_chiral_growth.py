@@ -1,6 +1,7 @@
 """How the O(3) Tetris net's chiral signal grows in training, and how SO(3) kernels drown it.
 
-Trains ``TetrisNet(parity=True)`` with the protocol's loop (Adam lr 3e-3, the 8 canonical volumes, full
+Trains ``TetrisNet(parity=True, first_kernel_size=5, input_scale=1.0)`` (the O(3) net as it was when this
+was measured) with the protocol's loop (Adam lr 3e-3, the 8 canonical volumes, full
 batch) and, side by side, the same net with SO(3) kernels: every convolution rebuilt with ``parity=False``
 (which adds the parity-violating paths, such as a ``0e -> 0o`` radial filter), the O(3) paths' weights copied
 and the new paths at zero, so both nets give the same logits at step 0. Every ``--every`` steps it prints the
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for kernels in ("O3", "SO3"):
         torch.manual_seed(args.seed)
-        model = TetrisNet(parity=True)
+        model = TetrisNet(parity=True, first_kernel_size=5, input_scale=1.0)
         if kernels == "SO3":
             model = with_so3_kernels(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)

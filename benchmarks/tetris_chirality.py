@@ -32,17 +32,19 @@ from steerable3d.workflows.tetris import evaluate, make_test_sets, train_full_ba
 
 from _common import add_output_options, cpu_model, doc_target, fill_defaults, table, write_section  # benchmarks/ is the script directory
 
+# the O(3) nets measured before the 7-tap first convolution and the input scale became defaults
+O3_BEFORE = {"first_kernel_size": 5, "input_scale": 1.0}
 CONFIGS = {  # explicit kernels, grids, backgrounds and shells: the defaults differ between the kernel groups
     "base": {"kernel_group": "SO3", "downsample": 2, "zero_background": False},  # the previous SO(3) default
     "zero_background": {"kernel_group": "SO3", "downsample": 2, "zero_background": True},
     "fine_zero_background": {"kernel_group": "SO3", "downsample": 1, "zero_background": True},
-    "o3": {"parity": True, "downsample": 2, "zero_background": False, "shell_width": 0.6},
-    "o3_zero_background": {"parity": True, "downsample": 2, "zero_background": True, "shell_width": 0.6},
-    "o3_fine_zero_background": {"parity": True, "downsample": 1, "zero_background": True, "shell_width": 0.6},
+    "o3": {"parity": True, "downsample": 2, "zero_background": False, "shell_width": 0.6, **O3_BEFORE},
+    "o3_zero_background": {"parity": True, "downsample": 2, "zero_background": True, "shell_width": 0.6, **O3_BEFORE},
+    "o3_fine_zero_background": {"parity": True, "downsample": 1, "zero_background": True, "shell_width": 0.6, **O3_BEFORE},
     "o3_default": {"parity": True, "downsample": 1},  # fine grid, zero background, smooth shells
     "so3_default": {"downsample": 1},  # the O(3) layers, pseudoscalars read out for the chiral pair only
     "dilated_zero_background": {"kernel_group": "SO3", "downsample": 1, "dilation": 2, "zero_background": True},
-    "o3_dilated_zero_background": {"parity": True, "downsample": 1, "dilation": 2, "zero_background": True, "shell_width": 0.6},
+    "o3_dilated_zero_background": {"parity": True, "downsample": 1, "dilation": 2, "zero_background": True, "shell_width": 0.6, **O3_BEFORE},
 }
 
 

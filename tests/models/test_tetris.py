@@ -7,6 +7,7 @@ from e3nn import o3
 from steerable3d import exact_sizes, grid_symmetries, transform_field
 from steerable3d.data import TETRIS_CHIRAL_PAIR, tetris_volumes
 from steerable3d.models import PlainTetrisCNN, TetrisNet
+from steerable3d.nn import SteerableConv3d
 
 SCALE, PAD = 3, 2  # 16^3 volumes: the CI-sized protocol
 DOWNSAMPLE = 1  # one stride-2 stage: a cube spans 1.5 voxels of the working grid (1.25 at the protocol size)
@@ -88,8 +89,10 @@ def test_rotation_invariant_readout_gives_pseudoscalars_to_the_chiral_pair_only(
         assert float((f_mirror[:, 8:] + f[:, 8:]).abs().max()) < 1e-12 * scale  # 2x0o: flip sign
         odd = float(f[:, 8:].abs().max())
         assert odd > 1e-12 * scale  # ... and are not zero, though tiny in a fresh net (see the class docstring)
-        # pseudoscalar weights that move the chiral logits by ~1e-6 of the logits: far above the rounding they amplify
-        model.readout_odd.weight.mul_(1e-6 * scale / odd)
+        # pseudoscalar weights that give both q_k of both inputs ~1e-6 of the logits: far above the rounding
+        pooled = model.features(x * model.input_scale)[:, model._odd]  # [2, channels]
+        direction = pooled[0] / pooled[0].square().sum() + pooled[1] / pooled[1].square().sum()
+        model.readout_odd.weight.copy_(scale * torch.stack([1e-6 * direction, 2e-6 * direction]))
         logits = model(x)
         turned, mirrored = model(transform_field(x, "0e", quarter_turn)), model(transform_field(x, "0e", mirror))
     size = float(logits.abs().max())
@@ -179,6 +182,29 @@ def test_dilated_zero_background_net_is_exact_under_the_grid_group(float64):
             sign = torch.ones(8)
             sign[7] = float(torch.det(g).sign())  # the pseudoscalar flips under the mirror
             assert float((f - sign * reference).abs().max()) < 1e-12 * float(reference.abs().max())
+
+
+def test_first_convolution_has_its_own_kernel_size():
+    convs = lambda model: [m for m in model.features if isinstance(m, SteerableConv3d)]
+    first, *rest = convs(TetrisNet(first_kernel_size=9, kernel_size=3))
+    assert first.taps == (9, 9, 9) and first.padding == (8, 8, 8)
+    assert rest and all(c.taps == (3, 3, 3) and c.padding == (2, 2, 2) for c in rest)
+    assert [c.taps[0] for c in convs(TetrisNet(kernel_group="SO3", kernel_size=7))] == [7, 7, 7]
+    with pytest.raises(ValueError, match="first_kernel_size.*got 4"):
+        TetrisNet(first_kernel_size=4)
+
+
+def test_input_scale_multiplies_the_input(float64):
+    torch.manual_seed(0)
+    scaled = TetrisNet(parity=True, input_scale=0.25).eval()
+    unscaled = TetrisNet(parity=True, input_scale=1.0).eval()
+    unscaled.load_state_dict(scaled.state_dict())
+    x = torch.rand(2, 1, 12, 12, 12)
+    assert torch.allclose(scaled(x), unscaled(0.25 * x), atol=1e-12)
+    assert not torch.allclose(scaled(x), unscaled(x), atol=1e-3)  # the gates are not linear
+    assert TetrisNet().input_scale == 0.2 and TetrisNet(kernel_group="SO3").input_scale == 1.0
+    with pytest.raises(ValueError, match="input_scale.*got 0"):
+        TetrisNet(input_scale=0)
 
 
 def test_tetris_net_rejects_bad_dilation():
