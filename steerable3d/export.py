@@ -179,11 +179,11 @@ class _Builder:
         return handler(self, module, x, v), module(v)
 
     def conv(self, m: SteerableConv3d, x, v: torch.Tensor):
-        kernel, bias, padding, dilation = m._conv_plan(v)
+        kernel, bias, padding, dilation = m._conv_plan(v, v.dtype)
         if m.antialias:
             self.size_guard(x, v.shape, m.stride, type(m).__name__)
-        kernel = kernel.detach().to(v.dtype)
-        bias = None if bias is None else bias.detach().to(v.dtype)
+        kernel = kernel.detach()
+        bias = None if bias is None else bias.detach()
         out_c, in_c = kernel.shape[:2]
         if isinstance(m, SteerableConvTranspose3d):
             layer = torch.nn.ConvTranspose3d(

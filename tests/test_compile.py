@@ -43,3 +43,16 @@ def test_tetris_net_compiles_to_one_graph_with_eager_logits(parity):
     assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
     with torch.no_grad():
         assert torch.allclose(torch.compile(model)(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_eval_inference_after_eager_calls_compiles_to_one_graph():
+    """Eager eval-mode calls fill the kernel caches; a compiled graph must not trace them (data pointers)."""
+    torch.manual_seed(0)
+    unet = EquivariantUNet(3, 1, 2, channels=(12, 16), strides=(2,)).eval()
+    x = torch.randn(2, 1, 8, 8, 8)
+    with torch.no_grad():
+        eager = unet(x)
+        assert torch.equal(unet(x), eager)  # the cached calls
+        explanation = torch._dynamo.explain(unet)(x)
+        assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+        assert torch.allclose(torch.compile(unet)(x), eager, rtol=1e-4, atol=1e-5)

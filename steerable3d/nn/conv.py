@@ -13,6 +13,7 @@ from ..basis import SHELL_WIDTH, KernelBasis
 from ..sizes import window_is_exact
 from . import _fft
 from ._amp import autocast_active, full_precision
+from ._assembly import KernelAssembly
 from ._filters import antialias_std, gaussian_taps
 
 __all__ = ["SteerableConv3d", "SteerableConvTranspose3d"]
@@ -156,11 +157,14 @@ class SteerableConv3d(torch.nn.Module):
             for i in range(sl.start, sl.stop)
         ]
         self.register_buffer("_bias_index", torch.tensor(scalar_channels, dtype=torch.long), persistent=False)
+        contiguous = scalar_channels == list(range(scalar_channels[0], scalar_channels[-1] + 1)) if scalar_channels else False
+        self._bias_pad = (scalar_channels[0], self.irreps_out.dim - scalar_channels[-1] - 1) if contiguous else None
         self.bias = torch.nn.Parameter(torch.zeros(len(scalar_channels))) if bias and scalar_channels else None
         self.reset_parameters()
 
         self._basis64 = self.basis.sample(spacing)  # float64 master copy, kept out of dtype casts (_apply)
-        self._cache = None
+        self._assemble_tables()
+        self._cache = self._repeat_call = None
         unreachable = [str(ir) for ok, (_, ir) in zip(self.basis.reachable(), self.irreps_out) if not ok]
         if unreachable:
             raise ValueError(
@@ -195,7 +199,8 @@ class SteerableConv3d(torch.nn.Module):
         device = self._basis64[0].device if self._basis64 else torch.device("cpu")
         self._basis64 = [b.to(device) for b in self.basis.sample(value)]
         self._spacing = value
-        self._cache = self._fft_cache = None
+        self._assemble_tables()
+        self._cache = self._fft_cache = self._repeat_call = None
 
     def with_spacing(self, spacing: Spacing) -> "SteerableConv3d":
         """A copy of this layer on another grid (same weights, same continuous filter)."""
@@ -208,12 +213,10 @@ class SteerableConv3d(torch.nn.Module):
     @property
     def taps(self) -> tuple[int, int, int]:
         """Kernel taps per axis at the current spacing."""
-        return self.basis.taps(self._spacing)
+        return tuple(self._assembly64.shape[2:])
 
     def _padding(self) -> tuple[int, int, int]:
-        if self.padding == "same":
-            return tuple(d * (n - 1) // 2 for d, n in zip(self.dilation, self.taps))
-        return self.padding
+        return self._half_padding if self.padding == "same" else self.padding
 
     # -- kernel ------------------------------------------------------------------------------------------
 
@@ -223,41 +226,40 @@ class SteerableConv3d(torch.nn.Module):
         super()._apply(fn, recurse)
         probe = fn(torch.zeros((), dtype=torch.float64, device=self._basis64[0].device if self._basis64 else "cpu"))
         self._basis64 = [b.to(probe.device) for b in self._basis64]
-        self._cache = self._fft_cache = None
+        self._assembly = self._assembly64.to(torch.promote_types(self.weight.dtype, torch.float32), self.weight.device)
+        self._cache = self._fft_cache = self._repeat_call = None
         return self
 
+    def _assemble_tables(self) -> None:
+        """The assembly tables from the float64 basis (a float64 master on the CPU, and a copy in the
+        weight's dtype, at least float32, on its device)."""
+        self._assembly64 = KernelAssembly(self._blocks, [b.cpu() for b in self._basis64], self._fields_out,
+                                          self._fields_in, torch.float64, "cpu")
+        self._assembly = self._assembly64.to(torch.promote_types(self.weight.dtype, torch.float32), self.weight.device)
+        self._in_dim = self.irreps_in.dim
+        # half the window per axis: padding up to it stays inside conv3d (see forward)
+        self._half_padding = tuple(d * (t - 1) // 2 for d, t in zip(self.dilation, self.taps))
+
     def __getstate__(self):
+        # caches and assembly tables are rebuilt on load: pickles (torch.save of a model) stay small
         state = self.__dict__.copy()
-        state["_cache"] = state["_fft_cache"] = None
+        state["_cache"] = state["_fft_cache"] = state["_repeat_call"] = None
+        del state["_assembly"], state["_assembly64"]
         return state
 
-    def kernel(self) -> torch.Tensor:
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._assemble_tables()
+
+    def kernel(self, channels_last: bool = False) -> torch.Tensor:
         """The dense kernel ``[irreps_out.dim, irreps_in.dim, X, Y, Z]`` (no blur), in the weight's dtype
-        promoted to at least float32."""
-        dtype = torch.promote_types(self.weight.dtype, torch.float32)
+        promoted to at least float32; with ``channels_last``, in ``channels_last_3d`` memory format."""
         with full_precision(self.weight.device.type):  # conv3d casts to the autocast dtype itself
-            weight = self.weight.to(dtype)
-            basis = [b.to(dtype) for b in self._basis64]
-            taps = self.taps
-            rows = []
-            for i_out, out in enumerate(self._fields_out):
-                cols = []
-                for i_in, inp in enumerate(self._fields_in):
-                    index = i_out * len(self._fields_in) + i_in
-                    _, _, offset, shape = self._blocks[index]
-                    b = basis[index]
-                    if shape[2] == 0:
-                        cols.append(weight.new_zeros(out.mul * out.dim, inp.mul * inp.dim, *taps))
-                        continue
-                    w = weight[offset : offset + math.prod(shape)].view(shape)
-                    block = torch.einsum("uvb,bmnxyz->umvnxyz", w, b)
-                    cols.append(block.reshape(out.mul * out.dim, inp.mul * inp.dim, *taps))
-                rows.append(torch.cat(cols, dim=1))
-            return torch.cat(rows, dim=0)
+            return self._assembly(self.weight, channels_last=channels_last)
 
     def _blur_choice(self, spatial: Sequence[int]) -> tuple[bool | None, ...]:
         """Per axis: ``None`` (no blur), ``False`` (odd blur) or ``True`` (even blur), from the input size."""
-        if not self.antialias:
+        if not self.antialias or self.stride == (1, 1, 1):
             return (None, None, None)
         if self.origin == "voxel0":
             return tuple(None if s == 1 else False for s in self.stride)
@@ -299,40 +301,56 @@ class SteerableConv3d(torch.nn.Module):
 
     def _weights_frozen(self) -> bool:
         """Eval mode and no gradient to the weights or the bias: the kernel (and its spectrum) can be cached."""
-        trainable = any(p is not None and p.requires_grad for p in (self.weight, self.bias))
-        return not self.training and not (torch.is_grad_enabled() and trainable)
+        if self.training:
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        return not (self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad))
 
-    def _conv_plan(self, x: torch.Tensor):
-        """``(kernel, bias over all output channels or None, padding, dilation)``, cached while the weights
-        are frozen. The kernel takes the input's memory format (``channels_last_3d`` or not), so that cuDNN
-        need not convert it at every call."""
+    def _call_signature(self, x: torch.Tensor) -> tuple:
+        """What a cached ``conv3d`` call depends on besides the frozen weights: the input's shape, layout and
+        dtype, the autocast dtype, and the versions of the weights."""
+        device_type = x.device.type
+        autocast = torch.get_autocast_dtype(device_type) if autocast_active(device_type) else None
+        bias_version = None if self.bias is None else self.bias._version
+        return (x.shape, x.stride(), x.dtype, autocast, self.weight._version, self.weight.data_ptr(), bias_version)
+
+    def _conv_plan(self, x: torch.Tensor, dtype: torch.dtype):
+        """``(kernel, bias over all output channels or None, padding, dilation)``, kernel and bias in ``dtype``,
+        cached while the weights are frozen. The kernel takes the input's memory format
+        (``channels_last_3d`` or not), so that cuDNN need not convert it at every call."""
         blur = self._blur_choice(x.shape[2:])
         channels_last = x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
-        bias_version = None if self.bias is None else self.bias._version
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device, self._spacing, blur,
-               channels_last, bias_version)
-        use_cache = self._weights_frozen()
-        if use_cache and self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        kernel, padding, dilation = self._strided_kernel(self.kernel(), blur)
-        if channels_last:
-            kernel = kernel.contiguous(memory_format=torch.channels_last_3d)
-        bias = None
-        if self.bias is not None:
-            bias = kernel.new_zeros(self._fields_out[-1].slice.stop).index_copy(0, self._bias_index, self.bias.to(kernel.dtype))
-        plan = (kernel, bias, padding, dilation)
+        # a compiled graph assembles the kernel itself (Dynamo cannot compare data pointers)
+        use_cache = self._weights_frozen() and not torch.compiler.is_compiling()
+        if use_cache:
+            bias_version = None if self.bias is None else self.bias._version
+            key = (self.weight._version, self.weight.data_ptr(), dtype, blur, channels_last, bias_version)
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+        unblurred = all(b is None for b in blur)
+        with full_precision(self.weight.device.type):
+            if self.bias is not None and self._bias_pad is not None:
+                kernel, bias = self._assembly(self.weight, self.bias, self._bias_pad, channels_last and unblurred)
+            else:
+                kernel = self._assembly(self.weight, channels_last=channels_last and unblurred)
+                bias = None if self.bias is None else kernel.new_zeros(self.irreps_out.dim).index_copy(
+                    0, self._bias_index, self.bias.to(kernel.dtype))
+            kernel, padding, dilation = self._strided_kernel(kernel, blur)
+            if channels_last and not unblurred:
+                kernel = kernel.contiguous(memory_format=torch.channels_last_3d)
+            plan = (kernel.to(dtype), None if bias is None else bias.to(dtype), padding, dilation)
         if use_cache:
             self._cache = (key, plan)
         return plan
 
-    def _prepare(self, x: torch.Tensor):
-        """Check the input; return (kernel, bias over all output channels or None, padding, dilation)."""
-        check_field(x, self.irreps_in)
-        kernel, bias, padding, dilation = self._conv_plan(x)
-        if not autocast_active(x.device.type):
-            kernel = kernel.to(x.dtype)
-            bias = None if bias is None else bias.to(x.dtype)
-        return kernel, bias, padding, dilation
+    def _prepare(self, x: torch.Tensor, full: bool = False):
+        """Check the input; return (kernel, bias over all output channels or None, padding, dilation) in the
+        dtype the convolution will run in (the autocast dtype under autocast; at least float32 with ``full``)."""
+        if x.dim() != 5 or x.shape[1] != self._in_dim:
+            check_field(x, self.irreps_in)
+        dtype = torch.get_autocast_dtype(x.device.type) if autocast_active(x.device.type) else x.dtype
+        return self._conv_plan(x, torch.promote_types(dtype, torch.float32) if full else dtype)
 
     def uses_fft(self, spatial_shape: Sequence[int], batch: int = 1) -> bool:
         """Whether an input of this shape takes the FFT route now (``backend="fft"``, or ``"auto"`` where the
@@ -361,7 +379,7 @@ class SteerableConv3d(torch.nn.Module):
             dtype = torch.promote_types(kernel.dtype, torch.float32)
             grid = _fft.work_grid(x.shape[2:], self.taps, padding, circular)
             key = (self.weight._version, self.weight.data_ptr(), dtype, self.weight.device, self._spacing, grid)
-            use_cache = self._weights_frozen()
+            use_cache = self._weights_frozen() and not torch.compiler.is_compiling()
             if use_cache and self._fft_cache is not None and self._fft_cache[0] == key:
                 spectra = self._fft_cache[1]
             else:
@@ -371,22 +389,32 @@ class SteerableConv3d(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
-        kernel, bias, padding, dilation = self._prepare(x)
-        if self.uses_fft(x.shape[2:], x.shape[0]):
+        # frozen weights, the same kind of input as last time: the same conv3d call (inference stays within
+        # a few microseconds of a plain Conv3d's, where the GPU waits on the host)
+        repeat = self._repeat_call
+        if repeat is not None and not torch.compiler.is_compiling() and self._weights_frozen() and repeat[0] == self._call_signature(x):
+            return F.conv3d(x, *repeat[1])
+        if x.dim() != 5 or x.shape[1] != self._in_dim:
+            check_field(x, self.irreps_in)  # raises, naming what was expected
+        if self.backend != "direct" and self.uses_fft(x.shape[2:], x.shape[0]):
+            kernel, bias, padding, _ = self._prepare(x, full=True)  # FFTs run in float32 at least
             return self._fft_forward(x, kernel, bias, padding)
+        kernel, bias, padding, dilation = self._prepare(x)
         if self.padding_mode != "zeros":
             pad = [p for p in reversed(padding) for _ in range(2)]
             x = F.pad(x, pad, mode=self.padding_mode)
             padding = 0
-        else:
+        elif padding != self._half_padding and torch.is_grad_enabled() and (x.requires_grad or kernel.requires_grad):
             # zeros beyond half the window (TetrisNet pads fully) go in explicitly when a backward pass follows:
             # oneDNN's backward is up to 2x slower with such padding inside the convolution, its forward faster
             # (benchmarks/bench_models.py, TetrisNet)
             half = [min(p, d * (t - 1) // 2) for p, d, t in zip(padding, dilation, kernel.shape[2:])]
             extra = [p - h for p, h in zip(padding, half)]
-            if any(extra) and torch.is_grad_enabled() and (x.requires_grad or kernel.requires_grad):
+            if any(extra):
                 x = F.pad(x, [e for e in reversed(extra) for _ in range(2)])
                 padding = tuple(half)
+        elif not torch.compiler.is_compiling() and self._weights_frozen():
+            self._repeat_call = (self._call_signature(x), (kernel, bias, self.stride, padding, dilation))
         return F.conv3d(x, kernel, bias, self.stride, padding, dilation)
 
     # -- sizes -------------------------------------------------------------------------------------------

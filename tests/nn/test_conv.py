@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from steerable3d import exact_sizes, random_rotations
 from steerable3d.nn import SteerableConv3d
+from steerable3d.nn._assembly import KernelAssembly
 from steerable3d.testing import assert_equivariant, equivariance_error
 
 MIXED_IN = "2x0e + 0o + 2x1o + 1e + 2e + 3o"
@@ -203,8 +204,8 @@ def test_unit_variance_initialization():
 def test_eval_cache_reuses_and_invalidates(monkeypatch):
     conv = SteerableConv3d("0e + 1o", "0e + 1o", 3).eval()
     calls = []
-    original = SteerableConv3d.kernel
-    monkeypatch.setattr(SteerableConv3d, "kernel", lambda self: calls.append(1) or original(self))
+    original = KernelAssembly.__call__
+    monkeypatch.setattr(KernelAssembly, "__call__", lambda self, *a, **kw: calls.append(1) or original(self, *a, **kw))
     x = torch.randn(1, 4, 6, 6, 6)
     with torch.no_grad():
         first = conv(x)
