@@ -97,6 +97,7 @@ class SteerableConv3d(torch.nn.Module):
         super().__init__()
         self.irreps_in = as_irreps(irreps_in, "irreps_in")
         self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        self._in_dim = self.irreps_in.dim  # for the per-call input check
         self._fields_in, self._fields_out = field_blocks(self.irreps_in), field_blocks(self.irreps_out)
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size: expected an odd positive int (taps along the finest axis), got {kernel_size!r}")
@@ -236,7 +237,6 @@ class SteerableConv3d(torch.nn.Module):
         self._assembly64 = KernelAssembly(self._blocks, [b.cpu() for b in self._basis64], self._fields_out,
                                           self._fields_in, torch.float64, "cpu")
         self._assembly = self._assembly64.to(torch.promote_types(self.weight.dtype, torch.float32), self.weight.device)
-        self._in_dim = self.irreps_in.dim
         # half the window per axis: padding up to it stays inside conv3d (see forward)
         self._half_padding = tuple(d * (t - 1) // 2 for d, t in zip(self.dilation, self.taps))
 
