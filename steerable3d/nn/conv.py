@@ -227,7 +227,7 @@ class SteerableConv3d(torch.nn.Module):
         super()._apply(fn, recurse)
         probe = fn(torch.zeros((), dtype=torch.float64, device=self._basis64[0].device if self._basis64 else "cpu"))
         self._basis64 = [b.to(probe.device) for b in self._basis64]
-        self._assembly = self._assembly64.to(torch.promote_types(self.weight.dtype, torch.float32), self.weight.device)
+        self._place_assembly()
         self._cache = self._fft_cache = self._repeat_call = None
         return self
 
@@ -236,9 +236,13 @@ class SteerableConv3d(torch.nn.Module):
         weight's dtype, at least float32, on its device)."""
         self._assembly64 = KernelAssembly(self._blocks, [b.cpu() for b in self._basis64], self._fields_out,
                                           self._fields_in, torch.float64, "cpu")
-        self._assembly = self._assembly64.to(torch.promote_types(self.weight.dtype, torch.float32), self.weight.device)
+        self._place_assembly()
         # half the window per axis: padding up to it stays inside conv3d (see forward)
         self._half_padding = tuple(d * (t - 1) // 2 for d, t in zip(self.dilation, self.taps))
+
+    def _place_assembly(self) -> None:
+        """The working copy of the float64 master tables, in the weight's dtype (at least float32) and on its device."""
+        self._assembly = self._assembly64.to(torch.promote_types(self.weight.dtype, torch.float32), self.weight.device)
 
     def __getstate__(self):
         # caches and assembly tables are rebuilt on load: pickles (torch.save of a model) stay small
@@ -391,8 +395,9 @@ class SteerableConv3d(torch.nn.Module):
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
         # frozen weights, the same kind of input as last time: the same conv3d call (inference stays within
         # a few microseconds of a plain Conv3d's, where the GPU waits on the host)
+        signature = self._call_signature(x) if self._weights_frozen() and not torch.compiler.is_compiling() else None
         repeat = self._repeat_call
-        if repeat is not None and not torch.compiler.is_compiling() and self._weights_frozen() and repeat[0] == self._call_signature(x):
+        if signature is not None and repeat is not None and repeat[0] == signature:
             return F.conv3d(x, *repeat[1])
         if x.dim() != 5 or x.shape[1] != self._in_dim:
             check_field(x, self.irreps_in)  # raises, naming what was expected
@@ -413,8 +418,8 @@ class SteerableConv3d(torch.nn.Module):
             if any(extra):
                 x = F.pad(x, [e for e in reversed(extra) for _ in range(2)])
                 padding = tuple(half)
-        elif not torch.compiler.is_compiling() and self._weights_frozen():
-            self._repeat_call = (self._call_signature(x), (kernel, bias, self.stride, padding, dilation))
+        elif signature is not None:
+            self._repeat_call = (signature, (kernel, bias, self.stride, padding, dilation))
         return F.conv3d(x, kernel, bias, self.stride, padding, dilation)
 
     # -- sizes -------------------------------------------------------------------------------------------
