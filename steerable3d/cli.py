@@ -160,13 +160,14 @@ def mni152(args: argparse.Namespace) -> int:
     from .workflows import mni152 as protocol
     from .workflows.tetris import progress_bar
 
-    if args.steps < 1 or args.rotations < 1 or not args.patches or min(args.patches) < 1:
-        raise ValueError(f"--steps, --rotations and --patches: expected positive counts, got {args.steps}, {args.rotations}, {args.patches}")
+    if args.steps < 1 or args.rotations < 1 or args.seeds < 1 or not args.patches or min(args.patches) < 1:
+        raise ValueError(f"--steps, --rotations, --seeds and --patches: expected positive counts, got {args.steps}, "
+                         f"{args.rotations}, {args.seeds}, {args.patches}")
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     results = protocol.run(tasks=args.task, patches=args.patches, steps=args.steps, rotations=args.rotations,
-                           seed=args.seed, progress=progress_bar())
+                           seeds=range(args.seed, args.seed + args.seeds), progress=progress_bar())
     _report(protocol.format_tables(results), start, args.json, lambda path: protocol.save_results(results, path),
             args.plot, lambda path: protocol.plot_learning_curves(results, path))
     return 0
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patches", type=int, nargs="+", default=[16, 64, 256], help="training pool sizes (learning curve)")
     p.add_argument("--steps", type=int, default=500, help="training steps of batch 2 (default 500)")
     p.add_argument("--rotations", type=int, default=4, help="random rotations of the test cube (default 4)")
+    p.add_argument("--seeds", type=int, default=1, help="repetitions of the protocol, seeds --seed, --seed + 1, ... (default 1)")
     _protocol_options(p, "save the learning curves to this file (needs matplotlib)")
     p.set_defaults(func=mni152)
 

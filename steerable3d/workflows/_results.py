@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from typing import Sequence, TypeVar
 
 from .._files import atomic_path
@@ -21,3 +22,15 @@ def load_records(cls: type[Record], path) -> list[Record]:
     """The records :func:`save_records` wrote, as ``cls`` instances."""
     with open(path) as handle:
         return [cls(**r) for r in json.load(handle)]
+
+
+def percent_mean_std(values: Sequence[float]) -> str:
+    """Fractions as "mean +- standard deviation" in % (the sample deviation; 0 for one value, "-" for none).
+
+    >>> percent_mean_std([0.9, 0.92]), percent_mean_std([0.5]), percent_mean_std([])
+    ('91.00 +- 1.41', '50.00 +- 0.00', '-')
+    """
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.fmean(values):.2f} +- {100 * std:.2f}"

@@ -43,7 +43,7 @@ from ..inference import sliding_window
 from ..metrics import dice
 from ..models import EquivariantUNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
-from ._results import load_records, save_records
+from ._results import load_records, percent_mean_std, save_records
 
 __all__ = [
     "CORNER", "SIZE", "RADIUS", "TRAIN_Y", "Split", "make_split", "build_models", "Result", "run", "format_tables",
@@ -220,8 +220,9 @@ def intensity_predictor(split: Split, bins: int = 64) -> Callable[[torch.Tensor]
 class Result:
     """One row of :func:`run`: a model trained on a pool of ``patches`` patches (0 for the per-voxel
     baseline, trained on all voxels), its ``parameters`` (count), ``train_seconds``, ``final_loss`` (Dice +
-    cross-entropy of the last 20 steps; NaN for the baseline) and ``dice``: per test condition, the mean
-    foreground Dice in the sphere of every test cube (a fraction in [0, 1]).
+    cross-entropy of the last 20 steps; NaN for the baseline), ``dice``: per test condition, the mean
+    foreground Dice in the sphere of every test cube (a fraction in [0, 1]), and the protocol's ``seed``
+    (patch pool, initialization, batch order and random test rotations).
 
     >>> r = Result("tissue", "EquivariantUNet", 64, 17203, 120.0, 0.4,
     ...            {"unrotated": [0.9], "grid rotations": [0.9] * 6, "arbitrary rotations": [0.88, 0.86]})
@@ -236,13 +237,15 @@ class Result:
     train_seconds: float
     final_loss: float
     dice: dict[str, list[float]] = field(default_factory=dict)
+    seed: int = 0
 
 
 def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (16, 64, 256), steps: int = 500, rotations: int = 4,
-        seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
+        seeds: Sequence[int] = (0,), progress: Callable | None = None, log: Callable[[str], None] = print,
         models: Callable[[int], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
-    """The whole protocol; returns one :class:`Result` per task, model and pool size (and the baseline).
-    ``models`` maps the number of classes to the networks' constructors (default :func:`build_models`, the
+    """The whole protocol, once per seed (each seed draws its own patch pools, initializations, batch order
+    and random test rotations); returns one :class:`Result` per seed, task, model and pool size (and the
+    baseline). ``models`` maps the number of classes to the networks' constructors (default :func:`build_models`, the
     protocol's; smaller ones make a quick run). An equivariant network scores the same Dice under the grid
     rotations as unrotated, as the per-voxel baseline does:
 
@@ -260,58 +263,76 @@ def run(tasks: Sequence[str] = ("tissue", "context"), patches: Sequence[int] = (
     template = load_mni152()
     results = []
     for task in tasks:
-        start = time.perf_counter()
-        split = make_split(task, rotations, seed, template, progress)
-        log(f"{task}: training region {tuple(split.image.shape[1:])}, {len(split.brain)} patch centres; test cubes made in "
-            f"{time.perf_counter() - start:.0f} s")
-        baseline = Result(task, "per-voxel intensity", 0, 0, 0.0, math.nan, evaluate(intensity_predictor(split), split))
-        results.append(baseline)
-        for n in patches:
-            pool = patch_pool(split, n, seed)
-            for name, build in (models or build_models)(len(TASKS[task])).items():
-                torch.manual_seed(seed)
-                model = build()
-                losses, seconds = train_model(model, split, pool, steps, seed=seed, progress=progress, description=f"{task} {name} n={n}")
-                result = Result(task, name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
-                                evaluate(network_predictor(model), split))
-                results.append(result)
-                log(f"{task} {name} n={n}: loss {result.final_loss:.3f}, {seconds:.0f} s, Dice " +
-                    ", ".join(f"{k} {100 * np.mean(v):.2f}" for k, v in result.dice.items()))
+        for seed in seeds:
+            start = time.perf_counter()
+            split = make_split(task, rotations, seed, template, progress)
+            log(f"{task}, seed {seed}: training region {tuple(split.image.shape[1:])}, {len(split.brain)} patch centres; "
+                f"test cubes made in {time.perf_counter() - start:.0f} s")
+            results.append(Result(task, "per-voxel intensity", 0, 0, 0.0, math.nan, evaluate(intensity_predictor(split), split), seed))
+            for n in patches:
+                pool = patch_pool(split, n, seed)
+                for name, build in (models or build_models)(len(TASKS[task])).items():
+                    torch.manual_seed(seed)
+                    model = build()
+                    losses, seconds = train_model(model, split, pool, steps, seed=seed, progress=progress,
+                                                  description=f"{task} {name} n={n} seed {seed}")
+                    result = Result(task, name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
+                                    evaluate(network_predictor(model), split), seed)
+                    results.append(result)
+                    log(f"{task} {name} n={n} seed {seed}: loss {result.final_loss:.3f}, {seconds:.0f} s, Dice " +
+                        ", ".join(f"{k} {100 * np.mean(v):.2f}" for k, v in result.dice.items()))
     return results
 
 
+def _by_row(results: Sequence[Result]) -> dict[tuple[str, str, int], list[Result]]:
+    """The results of each (task, model, pool size), one per seed, in the order they came."""
+    rows: dict[tuple[str, str, int], list[Result]] = {}
+    for r in results:
+        rows.setdefault((r.task, r.model, r.patches), []).append(r)
+    return rows
+
+
+def _seed_means(runs: Sequence[Result], condition: str) -> list[float]:
+    """Per seed, the mean Dice (a fraction) over the test cubes of ``condition``."""
+    return [float(np.mean(r.dice[condition])) for r in runs]
+
+
 def format_tables(results: Sequence[Result]) -> str:
-    """Markdown: per task, one row per model and pool size; Dice in % (mean, and the worst grid rotation).
+    """Markdown: per task, one row per model and pool size; Dice in %: the mean +- standard deviation over
+    seeds of each seed's mean over the test cubes, and the worst cube of any seed.
 
     >>> results = [Result("tissue", "per-voxel intensity", 0, 0, 0.0, math.nan,
     ...                   {"unrotated": [0.8], "grid rotations": [0.8] * 6, "arbitrary rotations": [0.79, 0.77]}),
     ...            Result("tissue", "EquivariantUNet", 64, 17203, 120.0, 0.4,
     ...                   {"unrotated": [0.9], "grid rotations": [0.9] * 6, "arbitrary rotations": [0.88, 0.86]}),
-    ...            Result("tissue", "EquivariantUNet", 256, 17203, 121.0, 0.3,
-    ...                   {"unrotated": [0.92], "grid rotations": [0.92] * 6, "arbitrary rotations": [0.9, 0.9]})]
+    ...            Result("tissue", "EquivariantUNet", 64, 17203, 124.0, 0.4,
+    ...                   {"unrotated": [0.92], "grid rotations": [0.92] * 6, "arbitrary rotations": [0.9, 0.9]}, seed=1)]
     >>> print(format_tables(results))
     **tissue** (grey matter, white matter; mean foreground Dice in the sphere, %)
     <BLANKLINE>
-    | model | params | training patches | train s | unrotated | grid rotations: mean / worst | arbitrary rotations: mean / worst |
-    |---|---|---|---|---|---|---|
-    | per-voxel intensity | 0 | all voxels | 0 | 80.00 | 80.00 / 80.00 | 78.00 / 77.00 |
-    | EquivariantUNet | 17,203 | 64 | 120 | 90.00 | 90.00 / 90.00 | 87.00 / 86.00 |
-    | EquivariantUNet | 17,203 | 256 | 121 | 92.00 | 92.00 / 92.00 | 90.00 / 90.00 |
+    | model | params | training patches | seeds | train s | unrotated | grid rotations: mean / worst | arbitrary rotations: mean / worst |
+    |---|---|---|---|---|---|---|---|
+    | per-voxel intensity | 0 | all voxels | 1 | 0 | 80.00 +- 0.00 | 80.00 +- 0.00 / 80.00 | 78.00 +- 0.00 / 77.00 |
+    | EquivariantUNet | 17,203 | 64 | 2 | 122 | 91.00 +- 1.41 | 91.00 +- 1.41 / 90.00 | 88.50 +- 2.12 / 86.00 |
     <BLANKLINE>
     """
+
     out = []
+    rows = _by_row(results)
     for task in dict.fromkeys(r.task for r in results):
         out += [f"**{task}** ({', '.join(TASKS[task][1:])}; mean foreground Dice in the sphere, %)", "",
-                "| model | params | training patches | train s | unrotated | grid rotations: mean / worst | arbitrary rotations: mean / worst |",
-                "|---|---|---|---|---|---|---|"]
-        for r in results:
-            if r.task != task:
+                "| model | params | training patches | seeds | train s | unrotated | grid rotations: mean / worst | "
+                "arbitrary rotations: mean / worst |",
+                "|---|---|---|---|---|---|---|---|"]
+        for (row_task, model, patches), runs in rows.items():
+            if row_task != task:
                 continue
-            d = {k: 100 * np.array(v) for k, v in r.dice.items()}
+            worst = {k: 100 * min(min(r.dice[k]) for r in runs) for k in ("grid rotations", "arbitrary rotations")}
             out.append(
-                f"| {r.model} | {r.parameters:,} | {r.patches or 'all voxels'} | {r.train_seconds:.0f} | {d['unrotated'][0]:.2f} | "
-                f"{d['grid rotations'].mean():.2f} / {d['grid rotations'].min():.2f} | "
-                f"{d['arbitrary rotations'].mean():.2f} / {d['arbitrary rotations'].min():.2f} |"
+                f"| {model} | {runs[0].parameters:,} | {patches or 'all voxels'} | {len(runs)} | "
+                f"{np.mean([r.train_seconds for r in runs]):.0f} | {percent_mean_std(_seed_means(runs, 'unrotated'))} | "
+                f"{percent_mean_std(_seed_means(runs, 'grid rotations'))} / {worst['grid rotations']:.2f} | "
+                f"{percent_mean_std(_seed_means(runs, 'arbitrary rotations'))} / {worst['arbitrary rotations']:.2f} |"
             )
         out.append("")
     return "\n".join(out)
@@ -355,8 +376,9 @@ def load_results(path) -> list[Result]:
 
 def plot_learning_curves(results: Sequence[Result], path) -> None:
     """Dice against the number of training patches, per task: one colour per model, solid unrotated,
-    dashed under arbitrary rotations; the per-voxel baseline as horizontal lines (matplotlib); a PNG (or
-    any format matplotlib infers from ``path``).
+    dashed under arbitrary rotations (mean over seeds; a band from the lowest to the highest seed where there
+    are several); the per-voxel baseline as horizontal lines (matplotlib); a PNG (or any format matplotlib
+    infers from ``path``).
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -376,16 +398,19 @@ def plot_learning_curves(results: Sequence[Result], path) -> None:
     tasks = list(dict.fromkeys(r.task for r in results))
     figure, axes = subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4))
     for ax, task in zip(axes[0], tasks):
-        rows = [r for r in results if r.task == task]
-        for i, name in enumerate(dict.fromkeys(r.model for r in rows)):
-            group = sorted((r for r in rows if r.model == name), key=lambda r: r.patches)
+        rows = {key: runs for key, runs in _by_row(results).items() if key[0] == task}
+        for i, name in enumerate(dict.fromkeys(model for _, model, _ in rows)):
+            group = sorted(((patches, runs) for (_, model, patches), runs in rows.items() if model == name), key=lambda item: item[0])
             for condition, style in (("unrotated", "-"), ("arbitrary rotations", "--")):
-                values = [100 * float(np.mean(r.dice[condition])) for r in group]
+                values = [100 * np.array(_seed_means(runs, condition)) for _, runs in group]
                 label = f"{name}, {condition}"
-                if group[0].patches == 0:
-                    ax.axhline(values[0], color=f"C{i}", linestyle=style, alpha=0.6, label=label)
-                else:
-                    ax.plot([r.patches for r in group], values, style, marker="o", color=f"C{i}", label=label)
+                if group[0][0] == 0:
+                    ax.axhline(values[0].mean(), color=f"C{i}", linestyle=style, alpha=0.6, label=label)
+                    continue
+                pools = [patches for patches, _ in group]
+                ax.plot(pools, [v.mean() for v in values], style, marker="o", color=f"C{i}", label=label)
+                if max(len(v) for v in values) > 1:  # the spread over seeds
+                    ax.fill_between(pools, [v.min() for v in values], [v.max() for v in values], color=f"C{i}", alpha=0.12)
         ax.set(xscale="log", xlabel="training patches (32^3)", ylabel="mean foreground Dice in the sphere (%)",
                title=f"MNI152, {task}: {', '.join(TASKS[task][1:])}")
         ax.legend(fontsize=7)

@@ -31,6 +31,7 @@ import torch
 from ..data.tetris import TETRIS_CHIRAL_PAIR, tetris_volumes
 from ..models.tetris import PlainTetrisCNN, TetrisNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
+from ._results import percent_mean_std
 
 __all__ = ["TetrisRun", "train_full_batch", "training_set", "make_test_sets", "evaluate", "grid_check", "run_protocol", "format_table", "plot_runs"]
 
@@ -269,14 +270,6 @@ def run_protocol(
     return runs
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    mean = 100 * statistics.fmean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f} +- {std:.2f}"
-
-
 def format_table(runs: Sequence[TetrisRun]) -> str:
     """A Markdown table: one row per model, accuracies as mean +- std over seeds (in %).
 
@@ -306,7 +299,7 @@ def format_table(runs: Sequence[TetrisRun]) -> str:
             f"| {statistics.fmean(r.train_seconds for r in group):.0f} "
             f"| {f'{100 * min(grid):.0f}%' if grid else '-'} "
             f"| {f'{max(r.grid_deviation for r in group):.1e}' if grid else '-'} "
-            f"| {_mean_std(per_seed)} | {100 * min(per_seed):.2f} | {_mean_std(reflections)} |"
+            f"| {percent_mean_std(per_seed)} | {100 * min(per_seed):.2f} | {percent_mean_std(reflections)} |"
         )
     return "\n".join(rows)
 

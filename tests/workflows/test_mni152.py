@@ -39,8 +39,10 @@ def test_small_protocol_is_exact_under_grid_rotations(monkeypatch, tmp_path):
     }
     monkeypatch.setattr(mni152, "build_models", lambda classes=3: small)
     torch.manual_seed(0)
-    results = mni152.run(tasks=("context",), patches=(4,), steps=2, rotations=1, log=lambda s: None)
-    by_model = {r.model: r for r in results}
+    results = mni152.run(tasks=("context",), patches=(4,), steps=2, rotations=1, seeds=(0, 1), log=lambda s: None)
+    assert [r.seed for r in results] == [0] * 3 + [1] * 3
+    seed_runs = {r.model: [s for s in results if s.model == r.model] for r in results}
+    by_model = {r.model: r for r in results if r.seed == 1}
     for name in ("EquivariantUNet", "per-voxel intensity"):
         dice = by_model[name].dice
         assert len(dice["grid rotations"]) == 6
@@ -52,9 +54,17 @@ def test_small_protocol_is_exact_under_grid_rotations(monkeypatch, tmp_path):
     assert mni152.format_tables(mni152.load_results(tmp_path / "r.json")) == table
     mni152.plot_learning_curves(results, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
-    assert f"| EquivariantUNet | {by_model['EquivariantUNet'].parameters:,} | 4 |" in table and "arbitrary rotations" in table
+    assert f"| EquivariantUNet | {by_model['EquivariantUNet'].parameters:,} | 4 | 2 |" in table and "arbitrary rotations" in table
+    # one row per model over both seeds: the mean of the two seeds' scores, which differ (own pools and rotations)
+    for name, runs in seed_runs.items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        arbitrary = [100 * np.mean(r.dice["arbitrary rotations"]) for r in runs]
+        assert f"{np.mean(arbitrary):.2f} +- {np.std(arbitrary, ddof=1):.2f} / {100 * min(min(r.dice['arbitrary rotations']) for r in runs):.2f} |" in row
+    assert seed_runs["per-voxel intensity"][0].dice["arbitrary rotations"] != seed_runs["per-voxel intensity"][1].dice["arbitrary rotations"]
 
 
 def test_cli_rejects_bad_counts(capsys):
     assert main(["mni152", "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err
+    assert main(["mni152", "--seeds", "0"]) == 2
+    assert "--seeds" in capsys.readouterr().err
