@@ -395,10 +395,12 @@ class SteerableConv3d(torch.nn.Module):
         """``[B, irreps_in.dim, X, Y, Z] -> [B, irreps_out.dim, X', Y', Z']``."""
         # frozen weights, the same kind of input as last time: the same conv3d call (inference stays within
         # a few microseconds of a plain Conv3d's, where the GPU waits on the host)
-        signature = self._call_signature(x) if self._weights_frozen() and not torch.compiler.is_compiling() else None
-        repeat = self._repeat_call
-        if signature is not None and repeat is not None and repeat[0] == signature:
-            return F.conv3d(x, *repeat[1])
+        frozen = self._weights_frozen() and not torch.compiler.is_compiling()
+        repeat, signature = self._repeat_call, None
+        if frozen and repeat is not None:
+            signature = self._call_signature(x)
+            if repeat[0] == signature:
+                return F.conv3d(x, *repeat[1])
         if x.dim() != 5 or x.shape[1] != self._in_dim:
             check_field(x, self.irreps_in)  # raises, naming what was expected
         if self.backend != "direct" and self.uses_fft(x.shape[2:], x.shape[0]):
@@ -418,7 +420,8 @@ class SteerableConv3d(torch.nn.Module):
             if any(extra):
                 x = F.pad(x, [e for e in reversed(extra) for _ in range(2)])
                 padding = tuple(half)
-        elif signature is not None:
+        elif frozen:
+            signature = self._call_signature(x) if signature is None else signature
             self._repeat_call = (signature, (kernel, bias, self.stride, padding, dilation))
         return F.conv3d(x, kernel, bias, self.stride, padding, dilation)
 
