@@ -397,8 +397,9 @@ def plot_learning_curves(results: Sequence[Result], path) -> None:
 
     tasks = list(dict.fromkeys(r.task for r in results))
     figure, axes = subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4))
+    all_rows = _by_row(results)
     for ax, task in zip(axes[0], tasks):
-        rows = {key: runs for key, runs in _by_row(results).items() if key[0] == task}
+        rows = {key: runs for key, runs in all_rows.items() if key[0] == task}
         for i, name in enumerate(dict.fromkeys(model for _, model, _ in rows)):
             group = sorted(((patches, runs) for (_, model, patches), runs in rows.items() if model == name), key=lambda item: item[0])
             for condition, style in (("unrotated", "-"), ("arbitrary rotations", "--")):
