@@ -197,16 +197,18 @@ def density(args: argparse.Namespace) -> int:
     from .workflows import density as protocol
     from .workflows.tetris import progress_bar
 
-    if args.steps < 1 or not args.molecules or min(args.molecules) < 1:
-        raise ValueError(f"--steps and --molecules: expected positive counts, got {args.steps} and {args.molecules}")
+    if args.steps < 1 or not args.molecules or min(args.molecules) < 1 or args.copies < 0:
+        raise ValueError(f"--steps, --molecules and --copies: expected positive counts (--copies 0 or more), got {args.steps}, "
+                         f"{args.molecules} and {args.copies}")
     if args.threads:
         torch.set_num_threads(args.threads)
     cache = None if args.cache == "none" else (
-        _default_cache(f"g2-densities-{args.grid}-{args.spacing:g}-{args.test}-{args.seed}-{args.pool or 'all'}.pt") if args.cache == "auto" else Path(args.cache))
+        _default_cache(f"g2-densities-{args.grid}-{args.spacing:g}-{args.test}-{args.seed}-{args.pool or 'all'}"
+                       + (f"-copies{args.copies}" if args.copies else "") + ".pt") if args.cache == "auto" else Path(args.cache))
     start = time.perf_counter()
     trained: dict = {}
     results = protocol.run(sizes=args.molecules, steps=args.steps, size=args.grid, spacing=args.spacing, test=args.test,
-                           seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool)
+                           seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool, copies=args.copies)
     _report(protocol.format_table(results), start, args.json, lambda path: protocol.save_results(results, path), args.plot,
             lambda path: protocol.plot_results(results, path, example=(trained["sets"]["rotated"], trained["EquivariantUNet"])))
     return 0
@@ -359,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", type=float, default=0.7, help="voxel size in Bohr (default 0.7)")
     p.add_argument("--test", type=int, default=16, help="held-out molecules (default 16)")
     p.add_argument("--pool", type=int, default=None, help="keep only this many training molecules (quick runs; default all)")
+    p.add_argument("--copies", type=int, default=0,
+                   help="train also on this many DFT densities per training molecule, each of the molecule turned by a random "
+                   "rotation and moved by a random sub-voxel shift (default 0)")
     p.add_argument("--cache", default="auto", help="file for the DFT densities ('auto': ~/.cache/steerable3d/..., 'none': recompute)")
     _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")
     p.set_defaults(func=density)

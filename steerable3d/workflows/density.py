@@ -91,10 +91,11 @@ class DensitySet:
 
 
 def make_set(names: Sequence[str], size: int, spacing: float, rotations: torch.Tensor | None = None, *,
-             basis: str = "6-31g", xc: str = "pbe", progress: Callable | None = None, description: str = "DFT") -> DensitySet:
+             shifts: torch.Tensor | None = None, basis: str = "6-31g", xc: str = "pbe", progress: Callable | None = None,
+             description: str = "DFT") -> DensitySet:
     """DFT targets and superposition inputs of the G2 molecules ``names`` (optionally each rotated by
-    ``rotations [M, 3, 3]`` about its centre) on the centred grid ``size^3`` x ``spacing`` Bohr (PySCF and
-    ASE; a second or so for a small molecule on a small grid).
+    ``rotations [M, 3, 3]`` about its centre, then moved by ``shifts [M, 3]`` Bohr) on the centred grid
+    ``size^3`` x ``spacing`` Bohr (PySCF and ASE; a second or so for a small molecule on a small grid).
 
     >>> data = make_set(["H2"], 8, 1.5)
     >>> data.names, data.inputs.shape, data.targets.shape, data.electrons.tolist()
@@ -102,14 +103,27 @@ def make_set(names: Sequence[str], size: int, spacing: float, rotations: torch.T
     >>> voxel = 1.5**3  # Bohr^3: voxel averages times the voxel volume integrate to the electrons
     >>> abs(float(data.targets.sum()) * voxel - 2) < 0.01, abs(float(data.superposition().sum()) * voxel - 2) < 0.05
     (True, True)
+
+    A shift of one whole voxel along x moves both fields by one voxel (their values away from the border are
+    the same, one voxel over):
+
+    >>> moved = make_set(["H2"], 8, 1.5, shifts=torch.tensor([[1.5, 0.0, 0.0]]))
+    >>> bool(torch.allclose(moved.targets[..., 1:, :, :], data.targets[..., :-1, :, :], atol=1e-6))
+    True
+    >>> bool(torch.allclose(moved.inputs[..., 1:, :, :], data.inputs[..., :-1, :, :], atol=1e-6))
+    True
     """
     molecules = g2_molecules()
     rotations = torch.eye(3, dtype=torch.float64).expand(len(names), 3, 3) if rotations is None else rotations.to(torch.float64)
+    shifts = torch.zeros(len(names), 3, dtype=torch.float64) if shifts is None else torch.as_tensor(shifts, dtype=torch.float64)
+    if rotations.shape != (len(names), 3, 3) or shifts.shape != (len(names), 3):
+        raise ValueError(f"rotations and shifts: expected [{len(names)}, 3, 3] and [{len(names)}, 3] for {len(names)} molecules, "
+                         f"got {tuple(rotations.shape)} and {tuple(shifts.shape)}")
     origin, axes = centred_grid(size, spacing)
     inputs, targets, electrons = [], [], []
-    for name, rotation in zip(progress(names, desc=description, leave=False) if progress else names, rotations):
+    for name, rotation, shift in zip(progress(names, desc=description, leave=False) if progress else names, rotations, shifts):
         numbers, positions = molecules[name]
-        positions = positions @ rotation.T
+        positions = positions @ rotation.T + shift
         targets.append(dft_density(numbers, positions, size, spacing, basis=basis, xc=xc)[None])
         inputs.append(atomic_superposition(numbers, positions, ELEMENTS, origin, axes, (size,) * 3, basis=basis))
         electrons.append(int(numbers.sum()))
@@ -135,11 +149,16 @@ def split_names(test: int = 16, seed: int = 0) -> tuple[list[str], list[str]]:
 
 
 def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed: int = 0, cache: str | Path | None = None,
-                      progress: Callable | None = None, log: Callable[[str], None] = print, pool: int | None = None) -> dict[str, DensitySet]:
+                      progress: Callable | None = None, log: Callable[[str], None] = print, pool: int | None = None,
+                      copies: int = 0) -> dict[str, DensitySet]:
     """The three sets of the protocol, ``{"train": pool, "test": held out, "rotated": held out rotated}``,
     read from ``cache`` when it holds the same settings, else computed (and written there atomically).
-    ``pool`` keeps only the first molecules of the training pool (quick runs). A quick example: the seed
-    26 holds out H2 and puts NH3 first in the pool (three small DFT runs).
+    ``pool`` keeps only the first molecules of the training pool (quick runs). With ``copies`` K > 0 a
+    fourth set, ``"copies"``, holds K more training samples per pool molecule (molecule-major: molecule
+    ``i``'s copies are ``K i`` to ``K i + K - 1``): each a new DFT density of the molecule turned by a
+    random rotation about its centre and moved by a random shift within one voxel, so that the net sees
+    the molecule's atoms at other places and angles relative to the grid than the grid's symmetries give.
+    A quick example: the seed 26 holds out H2 and puts NH3 first in the pool (three small DFT runs).
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -155,7 +174,11 @@ def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed
     """
     if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
         raise ValueError(f"pool: expected None or a positive number of training molecules, got {pool!r}")
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 0:
+        raise ValueError(f"copies: expected a count of rotated and shifted copies per training molecule (0 or more), got {copies!r}")
     settings = {"size": size, "spacing": spacing, "test": test, "seed": seed, "basis": "6-31g", "xc": "pbe", "pool": pool}
+    if copies:  # absent when 0, so that caches written before copies existed stay valid
+        settings["copies"] = copies
     if cache is not None and Path(cache).exists():
         stored = torch.load(cache, weights_only=False)
         if stored.get("settings") == settings:
@@ -171,7 +194,13 @@ def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed
         "rotated": make_set(held_out, size, spacing, random_rotations(len(held_out), seed=seed + 1), progress=progress,
                             description="DFT, held out rotated"),
     }
-    log(f"{len(names) + 2 * len(held_out)} DFT densities in {time.perf_counter() - start:.0f} s")
+    if copies:
+        generator = torch.Generator().manual_seed(seed + 2)
+        shifts = (torch.rand(copies * len(names), 3, generator=generator, dtype=torch.float64) - 0.5) * spacing
+        sets["copies"] = make_set([name for name in names for _ in range(copies)], size, spacing,
+                                  random_rotations(copies * len(names), seed=seed + 2), shifts=shifts, progress=progress,
+                                  description="DFT, rotated and shifted training copies")
+    log(f"{sum(len(data) for data in sets.values())} DFT densities in {time.perf_counter() - start:.0f} s")
     if cache is not None:
         with atomic_path(cache) as temporary:
             torch.save({"settings": settings, "sets": {k: dataclasses.asdict(v) for k, v in sets.items()}}, temporary)
@@ -234,10 +263,13 @@ def _batch_nmae(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *, batch_size: int = 2, lr: float = 3e-3,
-                seed: int = 0, progress: Callable | None = None, description: str = "train") -> tuple[list[float], float]:
+                seed: int = 0, progress: Callable | None = None, description: str = "train",
+                copies: DensitySet | None = None) -> tuple[list[float], float]:
     """Adam with a cosine learning rate on the first ``count`` molecules of ``data``, loss the mean
-    per-molecule NMAE of a random batch. Leaves ``model`` in eval mode. Returns (losses, one per step, and
-    seconds). Here on a toy set whose target is 1.25 times the superposition:
+    per-molecule NMAE of a random batch. ``copies`` (the ``"copies"`` set of :func:`load_or_make_sets`, K
+    per molecule of ``data``, molecule-major) adds the K copies of each of those molecules to the samples
+    batches are drawn from. Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds). Here
+    on a toy set whose target is 1.25 times the superposition:
 
     >>> from steerable3d.models import EquivariantUNet
     >>> x = torch.linspace(-3, 3, 8)
@@ -251,9 +283,18 @@ def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *
     >>> len(losses), round(losses[0], 4), sum(losses[-5:]) < sum(losses[:5])  # it starts at the superposition's NMAE
     (20, 0.2, True)
     """
+    inputs, targets = data.inputs[:count], data.targets[:count]
+    if copies is not None:
+        per_molecule = len(copies) // len(data)
+        if per_molecule < 1 or len(copies) != per_molecule * len(data) or copies.names[::per_molecule] != data.names:
+            raise ValueError(f"copies: expected K >= 1 copies of each of the {len(data)} molecules of data, molecule-major, "
+                             f"got {len(copies)} samples named {copies.names[:4]}...")
+        inputs = torch.cat([inputs, copies.inputs[: count * per_molecule]])
+        targets = torch.cat([targets, copies.targets[: count * per_molecule]])
+
     def batch_loss(generator: torch.Generator) -> torch.Tensor:
-        picks = torch.randint(count, (batch_size,), generator=generator)
-        return _batch_nmae(model(data.inputs[picks]), data.targets[picks]).mean()
+        picks = torch.randint(len(inputs), (batch_size,), generator=generator)
+        return _batch_nmae(model(inputs[picks]), targets[picks]).mean()
 
     return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="nmae")
 
@@ -300,8 +341,9 @@ def grid_error(model: torch.nn.Module, inputs: torch.Tensor, parity: bool = True
 class Result:
     """One row of :func:`run`: a network trained on ``molecules`` molecules (0 for the superposition
     baseline), its ``parameters`` (count), ``train_seconds``, ``final_loss`` (training NMAE of the last 20
-    steps, a fraction), ``nmae`` per test condition (one fraction per held-out molecule) and ``grid_error``
-    (relative, see :func:`grid_error`; NaN for the baseline).
+    steps, a fraction), ``nmae`` per test condition (one fraction per held-out molecule), ``grid_error``
+    (relative, see :func:`grid_error`; NaN for the baseline) and ``copies`` (rotated and shifted training
+    copies per molecule, see :func:`load_or_make_sets`).
 
     >>> r = Result("EquivariantUNet", 16, 17000, 60.0, 0.03, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7)
     >>> r.model, round(sum(r.nmae["held out"]) / len(r.nmae["held out"]), 6)
@@ -315,17 +357,19 @@ class Result:
     final_loss: float
     nmae: dict[str, list[float]] = field(default_factory=dict)
     grid_error: float = math.nan
+    copies: int = 0
 
 
 def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, spacing: float = 0.7, test: int = 16,
         seed: int = 0, cache: str | Path | None = None, progress: Callable | None = None,
         log: Callable[[str], None] = print, trained: dict | None = None, pool: int | None = None,
-        models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
+        models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None, copies: int = 0) -> list[Result]:
     """The whole protocol: the baseline and, for every training-set size of ``sizes``, both networks
     (``steps`` training steps; grids of ``size^3`` voxels of ``spacing`` Bohr; the sets of
     :func:`load_or_make_sets`). With a dict ``trained``, it receives ``"sets"`` and, per network name, the
     model trained on the most molecules (for :func:`plot_results`). ``models`` maps the spacing to the
     networks' constructors (default :func:`build_models`, the protocol's; smaller ones make a quick run).
+    ``copies`` K > 0 trains every network also on K rotated and shifted copies of each of its molecules.
     Returns the baseline's :class:`Result`, then one per training-set size and network.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -337,7 +381,7 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     >>> sorted(results[1].nmae), results[1].grid_error < 1e-5
     (['held out', 'held out, rotated'], True)
     """
-    sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool)
+    sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool, copies)
     if trained is not None:
         trained["sets"] = sets
     training = sets["train"]
@@ -351,10 +395,11 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
         for name, build in (models or build_models)(spacing).items():
             torch.manual_seed(seed)
             model = build()
-            losses, seconds = train_model(model, training, n, steps, seed=seed, progress=progress, description=f"{name} n={n}")
+            losses, seconds = train_model(model, training, n, steps, seed=seed, progress=progress, description=f"{name} n={n}",
+                                          copies=sets.get("copies"))
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             {k: evaluate(model, v) for k, v in conditions.items()},
-                            grid_error(model, sets["test"].inputs[:2]))
+                            grid_error(model, sets["test"].inputs[:2]), copies)
             results.append(result)
             if trained is not None and n == max(sizes):
                 trained[name] = model
@@ -369,13 +414,15 @@ def format_table(results: Sequence[Result]) -> str:
     >>> nmae = {"held out": [0.1, 0.12], "held out, rotated": [0.1, 0.12]}
     >>> results = [Result("superposition of atoms", 0, 0, 0.0, math.nan, nmae),
     ...            Result("EquivariantUNet", 4, 17000, 60.0, 0.05, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7),
-    ...            Result("MONAI UNet", 4, 20000, 40.0, 0.04, {"held out": [0.06, 0.08], "held out, rotated": [0.09, 0.11]}, 0.2)]
+    ...            Result("MONAI UNet", 4, 20000, 40.0, 0.04, {"held out": [0.06, 0.08], "held out, rotated": [0.09, 0.11]}, 0.2),
+    ...            Result("EquivariantUNet", 4, 17000, 61.0, 0.04, {"held out": [0.04, 0.06], "held out, rotated": [0.05, 0.05]}, 2e-7, 3)]
     >>> print(format_table(results))
     | model | training molecules | parameters | NMAE held out (%) | NMAE held out, rotated (%) | grid-symmetry error | training time |
     |---|---|---|---|---|---|---|
     | superposition of atoms |  |  | 11.00 +- 1.00 | 11.00 +- 1.00 |  |  |
     | EquivariantUNet | 4 | 17000 | 6.00 +- 1.00 | 6.00 +- 1.00 | 1.0e-07 | 60 s |
     | MONAI UNet | 4 | 20000 | 7.00 +- 1.00 | 10.00 +- 1.00 | 2.0e-01 | 40 s |
+    | EquivariantUNet | 4 (+ 3 copies each) | 17000 | 5.00 +- 1.00 | 5.00 +- 0.00 | 2.0e-07 | 61 s |
     """
     conditions = list(results[0].nmae)
     lines = ["| model | training molecules | parameters | " + " | ".join(f"NMAE {c} (%)" for c in conditions) +
@@ -384,7 +431,8 @@ def format_table(results: Sequence[Result]) -> str:
         cells = [f"{100 * np.mean(r.nmae[c]):.2f} +- {100 * np.std(r.nmae[c]):.2f}" for c in conditions]
         error = "" if math.isnan(r.grid_error) else f"{r.grid_error:.1e}"
         seconds = f"{r.train_seconds:.0f} s" if r.train_seconds else ""
-        lines.append(f"| {r.model} | {r.molecules or ''} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
+        molecules = f"{r.molecules} (+ {r.copies} copies each)" if r.copies else f"{r.molecules or ''}"
+        lines.append(f"| {r.model} | {molecules} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
     return "\n".join(lines)
 
 

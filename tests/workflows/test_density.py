@@ -54,3 +54,73 @@ def test_cli_runs_the_protocol_and_saves_tables_and_figure(tmp_path, capsys):
 def test_cli_names_bad_counts(capsys):
     assert main(["density", "--pool", "0", "--cache", "none"]) == 2
     assert "pool: expected None or a positive number of training molecules, got 0" in capsys.readouterr().err
+    assert main(["density", "--copies", "-1", "--cache", "none"]) == 2
+    assert "--copies: expected positive counts (--copies 0 or more), got 2000, [4, 16, 57] and -1" in capsys.readouterr().err
+
+
+def test_cli_trains_on_copies(tmp_path, capsys):
+    argv = ["density", "--pool", "1", "--test", "1", "--molecules", "1", "--steps", "2", "--grid", "8", "--spacing", "1.5",
+            "--copies", "1", "--seed", "26", "--cache", "none", "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    assert "| EquivariantUNet | 1 (+ 1 copies each) |" in capsys.readouterr().out
+    assert [r.copies for r in density.load_results(tmp_path / "r.json")] == [0, 1, 1]
+
+
+def test_turned_and_moved_molecules_carry_their_density_with_them():
+    # a grid symmetry and a whole-voxel shift, checked against the exact array transform of the unmoved set
+    from steerable3d.symmetry import grid_symmetries, random_rotations, transform_field
+
+    turn = grid_symmetries(parity=False)[5]
+    plain = density.make_set(["H2O"], 12, 1.0)
+    moved = density.make_set(["H2O"], 12, 1.0, turn[None], shifts=torch.tensor([[1.0, 0.0, 0.0]]))
+    for field, irreps in ((moved.targets, "1x0e"), (moved.inputs, "5x0e")):
+        unmoved = plain.targets if field is moved.targets else plain.inputs
+        expected = transform_field(unmoved.double(), irreps, turn)[..., :-1, :, :]
+        assert torch.allclose(field[..., 1:, :, :].double(), expected, atol=1e-5 * float(expected.abs().max()))
+    # any rotation and sub-voxel shift: the same electrons, and a different density
+    generic = density.make_set(["H2O"], 12, 1.0, random_rotations(1, seed=3), shifts=torch.tensor([[0.31, -0.2, 0.12]]))
+    assert generic.targets.sum() == pytest.approx(float(plain.targets.sum()), rel=2e-3)
+    assert not torch.allclose(generic.targets, plain.targets, atol=1e-3)
+    with pytest.raises(ValueError, match=r"expected \[1, 3, 3\] and \[1, 3\]"):
+        density.make_set(["H2O"], 12, 1.0, shifts=torch.zeros(2, 3))
+
+
+def test_copies_are_new_densities_of_each_pool_molecule_and_cached(tmp_path):
+    cache = tmp_path / "sets.pt"
+    sets = density.load_or_make_sets(8, 1.5, test=1, seed=26, cache=cache, pool=1, log=lambda line: None, copies=2)
+    copies, pool = sets["copies"], sets["train"]
+    assert copies.names == pool.names * 2 and copies.electrons.tolist() == pool.electrons.tolist() * 2
+    assert not torch.allclose(copies.targets[0], copies.targets[1]) and not torch.allclose(copies.targets[0], pool.targets[0])
+    volume = 1.5**3
+    assert (copies.targets.sum(dim=(1, 2, 3, 4)) * volume).tolist() == pytest.approx(copies.electrons.tolist(), rel=0.02)
+    lines = []
+    again = density.load_or_make_sets(8, 1.5, test=1, seed=26, cache=cache, pool=1, log=lines.append, copies=2)
+    assert "read from" in lines[0] and torch.equal(again["copies"].targets, copies.targets)
+    with pytest.raises(ValueError, match="copies: expected a count"):
+        density.load_or_make_sets(8, 1.5, test=1, seed=26, pool=1, copies=-1)
+
+
+def test_training_draws_from_the_first_molecules_and_their_copies():
+    def tagged(names, first):  # each sample's inputs hold its own tag, so a batch shows which samples it drew
+        tags = torch.arange(first, first + len(names), dtype=torch.float32)
+        return density.DensitySet(names, tags.view(-1, 1, 1, 1, 1).expand(-1, 5, 2, 2, 2).clone(), torch.ones(len(names), 1, 2, 2, 2),
+                                  torch.eye(3).expand(len(names), 3, 3), torch.full((len(names),), 2), 1.0)
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight, self.seen = torch.nn.Parameter(torch.ones(())), set()
+
+        def forward(self, inputs):
+            self.seen.update(inputs[:, 0, 0, 0, 0].tolist())
+            return self.weight * inputs[:, :1]
+
+    data, copies = tagged(["a", "b", "c"], 0), tagged(["a", "a", "b", "b", "c", "c"], 10)
+    model = Recorder()
+    density.train_model(model, data, 2, 100, copies=copies)
+    assert model.seen == {0, 1, 10, 11, 12, 13}  # molecules a and b and their copies; never c
+    model = Recorder()
+    density.train_model(model, data, 2, 100)
+    assert model.seen == {0, 1}
+    with pytest.raises(ValueError, match="copies: expected K >= 1 copies of each of the 3 molecules"):
+        density.train_model(model, data, 2, 1, copies=tagged(["a", "b", "c", "a", "b", "c"], 10))
