@@ -73,8 +73,7 @@ def test_turned_and_moved_molecules_carry_their_density_with_them():
     turn = grid_symmetries(parity=False)[5]
     plain = density.make_set(["H2O"], 12, 1.0)
     moved = density.make_set(["H2O"], 12, 1.0, turn[None], shifts=torch.tensor([[1.0, 0.0, 0.0]]))
-    for field, irreps in ((moved.targets, "1x0e"), (moved.inputs, "5x0e")):
-        unmoved = plain.targets if field is moved.targets else plain.inputs
+    for field, unmoved, irreps in ((moved.targets, plain.targets, "1x0e"), (moved.inputs, plain.inputs, "5x0e")):
         expected = transform_field(unmoved.double(), irreps, turn)[..., :-1, :, :]
         assert torch.allclose(field[..., 1:, :, :].double(), expected, atol=1e-5 * float(expected.abs().max()))
     # any rotation and sub-voxel shift: the same electrons, and a different density
