@@ -10,7 +10,7 @@ import torch.utils.checkpoint
 from e3nn import o3
 
 from .._validation import Spacing, as_irreps, as_spacing, check_field
-from ..nn import BatchNorm3d, Concatenate, Gate, InstanceNorm3d, LowPassPool3d, Sequential, SteerableConv3d, Upsample
+from ..nn import BatchNorm3d, Concatenate, Gate, InstanceNorm3d, LowPassPool3d, Residual, Sequential, SteerableConv3d, Upsample
 
 __all__ = ["EquivariantUNet", "irreps_for_width"]
 
@@ -84,6 +84,11 @@ class EquivariantUNet(torch.nn.Module):
       and ``convolutions`` gated convolutions;
     * head: a 1x1x1 convolution to ``out_channels x 0e`` or ``irreps_out`` (bias on its ``0e`` channels).
 
+    With ``residual=True`` each of these blocks of gated convolutions also adds a 1x1x1 convolution of its
+    input to its output (:class:`~steerable3d.nn.Residual`), with no norm on that path: MONAI's residual
+    units (``num_res_units``). A normalized block sees its input only relative to the statistics of the
+    volume; the residual path carries absolute values (an image's intensity) through the network.
+
     Widths: ``channels[i]`` becomes :func:`irreps_for_width` ``(channels[i])`` (half scalars, a quarter ``1o``
     vectors, a quarter ``2e`` tensors, counted in channels); ``irreps=[...]`` gives every level's irreps
     instead. Each gated convolution also outputs one gate scalar per ``l > 0`` field.
@@ -115,6 +120,7 @@ class EquivariantUNet(torch.nn.Module):
             mode) or ``None``. Instance statistics are taken over the grid-aligned box of the input, whose
             content changes under a continuous rotation and with the patch size; with ``"batch"`` the
             trained network is a fixed local operator (see ``docs/segmentation.md``).
+        residual: add the un-normalized 1x1x1 path described above to every block.
         irreps_out: output irreps for field-to-field models (e.g. ``"1x1o"`` for a displacement), of dimension
             ``out_channels``; every irrep must be among the first level's (the head is a 1x1x1 convolution).
             Default ``out_channels x 0e``.
@@ -150,6 +156,7 @@ class EquivariantUNet(torch.nn.Module):
         padding_mode: str = "zeros",
         norm: str | None = "instance",
         checkpointing: bool = False,
+        residual: bool = False,
         irreps_out=None,
     ) -> None:
         super().__init__()
@@ -169,7 +176,10 @@ class EquivariantUNet(torch.nn.Module):
             raise ValueError(f"padding_mode: expected one of {self.PADDING_MODES}, got {padding_mode!r}")
         if norm not in NORMS:
             raise ValueError(f"norm: expected 'instance', 'batch' or None, got {norm!r}")
+        if not isinstance(residual, bool):
+            raise ValueError(f"residual: expected a bool, got {residual!r}")
         self.norm = norm
+        self.residual = residual
         self.checkpointing = checkpointing
         self.strides = [_stride_triple(s, i) for i, s in enumerate(strides)]
         if irreps is None:
@@ -191,7 +201,12 @@ class EquivariantUNet(torch.nn.Module):
         levels = self._level_spacings(self._spacing)
 
         def block(irreps_in, irreps_out, level, n):
-            return _Block(irreps_in, irreps_out, n, kernel_size, levels[level], self.parity, padding_mode, norm)
+            body = _Block(irreps_in, irreps_out, n, kernel_size, levels[level], self.parity, padding_mode, norm)
+            if not residual:
+                return body
+            # the 1x1x1 path maps each irrep to itself: output irreps absent from the input get none
+            projection = SteerableConv3d(irreps_in, body.irreps_out, 1, spacing=levels[level], parity=self.parity, allow_unreachable=True)
+            return Residual(body, projection)
 
         self.down = torch.nn.ModuleList()
         self.encoder = torch.nn.ModuleList()

@@ -50,7 +50,8 @@ class Sequential(torch.nn.Sequential):
 
 class Residual(torch.nn.Module):
     """``y = module(x) + skip(x)``: the identity when the irreps match, else an equivariant 1x1 projection
-    (:class:`SteerableConv3d` with ``kernel_size=1``: the self-connection only), or any ``projection`` given.
+    (:class:`SteerableConv3d` with ``kernel_size=1``: the self-connection only, so output irreps absent from
+    the input get zero), or any ``projection`` given.
 
     The module must keep the spatial shape (or the projection must change it the same way).
 
@@ -66,7 +67,7 @@ class Residual(torch.nn.Module):
         self.irreps_in = _irreps_of(module, "irreps_in", 0)
         self.irreps_out = _irreps_of(module, "irreps_out", 0)
         if projection is None and self.irreps_in != self.irreps_out:
-            projection = SteerableConv3d(self.irreps_in, self.irreps_out, 1, bias=False)
+            projection = SteerableConv3d(self.irreps_in, self.irreps_out, 1, bias=False, allow_unreachable=True)
         if projection is not None and (projection.irreps_in != self.irreps_in or projection.irreps_out != self.irreps_out):
             raise ValueError(
                 f"Residual: projection maps {projection.irreps_in} -> {projection.irreps_out}, expected "

@@ -57,6 +57,8 @@ class SteerableConv3d(torch.nn.Module):
             voxel 0, see :func:`~steerable3d.symmetry.transform_field`). A model must not mix the two: a
             strided layer exact about voxel 0 is not exact about the centre of an even box.
         shell_width, max_order, moment_order: radial basis options, see :class:`~steerable3d.basis.KernelBasis`.
+        allow_unreachable: let outputs that no filter reaches stay zero instead of raising ``ValueError``
+            (a 1x1x1 projection from scalars onto fields that also hold vectors, as in a residual path).
 
     Exactness: the 48 grid symmetries (about the volume centre) hold to float rounding when every axis
     satisfies ``(N + 2p - k) % s == 0`` for the effective window ``k``. With ``stride=1`` every size is
@@ -93,6 +95,7 @@ class SteerableConv3d(torch.nn.Module):
         shell_width: float = SHELL_WIDTH,
         max_order: int | None = None,
         moment_order: int | None = None,
+        allow_unreachable: bool = False,
     ) -> None:
         super().__init__()
         self.irreps_in = as_irreps(irreps_in, "irreps_in")
@@ -167,7 +170,7 @@ class SteerableConv3d(torch.nn.Module):
         self._assemble_tables()
         self._cache = self._repeat_call = None
         unreachable = [str(ir) for ok, (_, ir) in zip(self.basis.reachable(), self.irreps_out) if not ok]
-        if unreachable:
+        if unreachable and not allow_unreachable:
             raise ValueError(
                 f"irreps_out: no filter of a {kernel_size}^3 kernel maps {self.irreps_in} to {', '.join(unreachable)} "
                 f"(parity={parity}); use a larger kernel_size or drop these outputs"

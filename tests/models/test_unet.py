@@ -31,10 +31,14 @@ def test_monai_argument_order_and_shapes():
 
 
 @pytest.mark.parametrize("parity", [True, False])
-@pytest.mark.parametrize("padding_mode, norm", [("zeros", "instance"), ("circular", "instance"), ("zeros", "batch"), ("zeros", None)])
-def test_grid_symmetries_exact_batch_two(float64, parity, padding_mode, norm):
+@pytest.mark.parametrize(
+    "padding_mode, norm, residual",
+    [("zeros", "instance", False), ("circular", "instance", False), ("zeros", "batch", False), ("zeros", None, False),
+     ("zeros", "instance", True), ("circular", "instance", True)],
+)
+def test_grid_symmetries_exact_batch_two(float64, parity, padding_mode, norm, residual):
     torch.manual_seed(0)
-    unet = small_unet(channels=(12, 16, 20), strides=(2, 2), parity=parity, padding_mode=padding_mode, norm=norm)
+    unet = small_unet(channels=(12, 16, 20), strides=(2, 2), parity=parity, padding_mode=padding_mode, norm=norm, residual=residual)
     if norm == "batch":  # non-trivial running statistics
         with torch.no_grad():
             unet(torch.randn(2, 2, 8, 8, 8))
@@ -48,11 +52,13 @@ def test_grid_symmetries_exact_batch_two(float64, parity, padding_mode, norm):
             assert (rotated - expected).abs().max() <= 1e-10 * expected.abs().max()
 
 
-@pytest.mark.parametrize("padding_mode", ["zeros", "circular"])
-def test_field_outputs_exact_over_48_symmetries(float64, padding_mode):
+@pytest.mark.parametrize("padding_mode, residual", [("zeros", False), ("circular", False), ("zeros", True)])
+def test_field_outputs_exact_over_48_symmetries(float64, padding_mode, residual):
     # a field-to-field U-Net: scalar, vector and l=2 outputs from scalar inputs, every block checked
     torch.manual_seed(0)
-    unet = EquivariantUNet(3, 2, 9, (12, 16), (2,), parity=True, padding_mode=padding_mode, irreps_out="0e + 1o + 2e").eval()
+    unet = EquivariantUNet(
+        3, 2, 9, (12, 16), (2,), parity=True, padding_mode=padding_mode, irreps_out="0e + 1o + 2e", residual=residual
+    ).eval()
     x = torch.randn(2, 2, 8, 8, 8)
     x[1] = 3 * x[1] + 0.5
     errors = assert_equivariant(unet, x, "2x0e", "0e + 1o + 2e", tolerance=1e-10)
@@ -110,6 +116,7 @@ def test_size_not_divisible_by_strides_is_refused():
         (dict(irreps=["4x0e"]), "irreps: expected one per level"),
         (dict(padding_mode="reflect"), "padding_mode"),
         (dict(norm="layer"), "norm"),
+        (dict(residual=1), "residual: expected a bool"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -117,6 +124,25 @@ def test_bad_arguments_are_named(kwargs, message):
     options.update(kwargs)
     with pytest.raises(ValueError, match=message):
         EquivariantUNet(**options)
+
+
+@torch.no_grad()
+def test_residual_path_carries_the_absolute_intensity():
+    # instance norm after a bias-free convolution makes a plain U-Net blind to the input's scale (up to the
+    # norm's eps, small against an intensity variance of about 1); the un-normalized residual path is what
+    # lets a contrast change reach the logits
+    torch.manual_seed(0)
+    x = 4 * torch.rand(1, 2, 8, 8, 8)
+    for residual in (False, True):
+        torch.manual_seed(1)
+        unet = small_unet(residual=residual)
+        change = (unet(3 * x) - unet(x)).abs().max() / unet(x).abs().max()
+        if residual:
+            assert change > 0.01, change
+            paths = [m for m in unet.modules() if type(m).__name__ == "Residual"]
+            assert len(paths) == 4 and all(p.projection.kernel_size == 1 for p in paths)  # every block
+        else:
+            assert change < 1e-4, change
 
 
 def test_irreps_override():
@@ -221,9 +247,10 @@ def test_bfloat16_autocast_keeps_grid_equivariance_within_bf16_precision(parity)
     assert errors["0e"] < 3e-2
 
 
-def test_activation_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("residual", [False, True])
+def test_activation_checkpointing_gives_the_same_gradients(residual):
     torch.manual_seed(0)
-    unet = small_unet(channels=(12, 16, 20), strides=(2, 2))
+    unet = small_unet(channels=(12, 16, 20), strides=(2, 2), residual=residual)
     x = torch.randn(2, 2, 8, 8, 8)
     grads = []
     for checkpointing in (False, True):

@@ -32,8 +32,14 @@ def test_residual_identity_and_projection(float64):
     projected = Residual(SteerableConv3d("2x0e + 1o", "0e + 2x1o", 3))
     assert isinstance(projected.projection, SteerableConv3d) and projected.projection.kernel_size == 1
     assert_equivariant(projected, x, "2x0e + 1o", "0e + 2x1o", tolerance=1e-10)
-    with pytest.raises(ValueError, match="no filter"):
-        Residual(SteerableConv3d("0e", "0e + 1o", 3))  # a 1x1 projection cannot make a vector from a scalar
+    # a 1x1 projection cannot make a vector from a scalar: the skip carries the scalar and leaves the vector zero
+    widened = Residual(SteerableConv3d("0e", "0e + 1o", 3))
+    with torch.no_grad():
+        widened.projection.weight.fill_(2.0)
+    s = torch.randn(2, 1, 5, 5, 5)
+    skip = widened(s) - widened.module(s)
+    assert torch.equal(skip[:, 1:], torch.zeros_like(skip[:, 1:])) and torch.allclose(skip[:, :1], 2 * s)
+    assert_equivariant(widened, s, "0e", "0e + 1o", tolerance=1e-10)
 
 
 def test_concatenate_sorted_is_exact_and_pickles(float64):

@@ -337,6 +337,18 @@ def test_bad_construction(kwargs, match):
         SteerableConv3d(args.pop("irreps_in"), args.pop("irreps_out"), args.pop("kernel_size"), **args)
 
 
+def test_allow_unreachable_leaves_those_outputs_zero(float64):
+    conv = SteerableConv3d("2x0e", "0e + 1o + 0e", 1, allow_unreachable=True)
+    with torch.no_grad():
+        conv.bias.fill_(0.5)
+    x = torch.randn(2, 2, 4, 4, 4)
+    y = conv(x)
+    assert torch.equal(y[:, 1:4], torch.zeros_like(y[:, 1:4]))  # the vector: no path from scalars at r = 0
+    assert y[:, [0, 4]].std() > 0.1
+    with pytest.raises(ValueError, match="no filter"):  # refused unless allowed
+        SteerableConv3d("2x0e", "0e + 1o + 0e", 1)
+
+
 def test_bad_input_tensor():
     conv = SteerableConv3d("0e + 1o", "0e", 3)
     with pytest.raises(ValueError, match="expected 4 channels.*got 3"):
