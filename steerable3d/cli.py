@@ -133,7 +133,7 @@ def segment(args: argparse.Namespace) -> int:
         classes=classes, channels=tuple(args.channels), strides=tuple(args.strides), parity=not args.so3,
         kernel_size=args.kernel_size, patch=args.patch, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
         validate_every=args.validate_every, amp=args.amp, seed=args.seed, spacing=spacings.pop(),
-        in_channels=channels.pop(), norm=None if args.norm == "none" else args.norm,
+        in_channels=channels.pop(), norm=None if args.norm == "none" else args.norm, residual=args.residual,
     )
     ctx = distributed.setup(args.device)  # one process, or the group torchrun started
     if ctx.is_main:
@@ -313,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--so3", action="store_true", help="rotations only (parity=False); default O(3)")
     t.add_argument("--norm", choices=("instance", "batch", "none"), default="instance",
                    help="normalization after each convolution (default instance)")
+    t.add_argument("--residual", action="store_true",
+                   help="add an un-normalized 1x1x1 path to every block, as MONAI's residual units (keeps the intensity)")
     t.add_argument("--patch", type=int, default=32, help="patch edge in voxels (default 32)")
     t.add_argument("--batch-size", type=int, default=2)
     t.add_argument("--steps", type=int, default=500)

@@ -77,11 +77,13 @@ class SegmentConfig:
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     in_channels: int = 1
     norm: str | None = "instance"
+    residual: bool = False
 
     def build_model(self) -> EquivariantUNet:
         return EquivariantUNet(
             3, self.in_channels, self.classes, list(self.channels), list(self.strides),
             parity=self.parity, spacing=self.spacing, kernel_size=self.kernel_size, norm=self.norm,
+            residual=self.residual,
         )
 
 

@@ -96,6 +96,18 @@ def test_cli_trains_validates_and_predicts_on_the_images_grids(tmp_path, make_da
         assert probs.data.shape == (2, 16, 16, 16) and torch.allclose(probs.data.sum(0), torch.ones(16, 16, 16), atol=1e-5)
 
 
+def test_cli_residual_flag_reaches_the_checkpoint(tmp_path, make_dataset):
+    images, labels = make_dataset(tmp_path, n=2)
+    out = tmp_path / "run"
+    argv = ["segment", "train", "--images", str(images), "--labels", str(labels), "--out", str(out), "--channels", "12",
+            "--strides", "--patch", "8", "--steps", "2", "--threads", "1", "--residual"]
+    assert main(argv) == 0
+    model, config = seg.load_model(out / "last.pt")
+    assert config.residual and model.residual
+    assert main(["segment", "predict", "--checkpoint", str(out / "last.pt"), "--images", str(images), "--out", str(tmp_path / "pred")]) == 0
+    assert (tmp_path / "pred" / "case0.nii.gz").exists()
+
+
 def test_cli_errors_exit_2(tmp_path, capsys):
     assert main(["segment", "predict", "--checkpoint", str(tmp_path / "none.pt"), "--images", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "none.pt: no such file" in capsys.readouterr().err
