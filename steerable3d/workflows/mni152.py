@@ -138,12 +138,13 @@ def build_models(classes: int = 3) -> dict[str, Callable[[], torch.nn.Module]]:
     classes including the background: maps ``[B, 1, X, Y, Z]`` to logits ``[B, classes, X, Y, Z]``.
 
     >>> {name: sum(p.numel() for p in build().parameters()) for name, build in build_models(3).items()}
-    {'EquivariantUNet': 17203, 'MONAI UNet': 20403}
+    {'EquivariantUNet': 18948, 'MONAI UNet': 20403}
     """
     from monai.networks.nets import UNet
 
     return {
-        "EquivariantUNet": lambda: EquivariantUNet(3, 1, classes, (16, 32, 64), (2, 2), parity=True, spacing=SPACING),
+        # residual=True: an un-normalized path in every block, as MONAI's residual units, keeps the intensity
+        "EquivariantUNet": lambda: EquivariantUNet(3, 1, classes, (16, 32, 64), (2, 2), parity=True, spacing=SPACING, residual=True),
         "MONAI UNet": lambda: UNet(3, 1, classes, (6, 12, 24), (2, 2), num_res_units=1, norm="instance"),
     }
 
