@@ -4,7 +4,7 @@ import torch
 from steerable3d import grid_symmetries, transform_field
 from steerable3d.models import EquivariantUNet
 from steerable3d.models.unet import irreps_for_width
-from steerable3d.nn import SteerableConv3d
+from steerable3d.nn import Residual, SteerableConv3d
 from steerable3d.testing import assert_equivariant, equivariance_error
 
 
@@ -139,7 +139,7 @@ def test_residual_path_carries_the_absolute_intensity():
         change = (unet(3 * x) - unet(x)).abs().max() / unet(x).abs().max()
         if residual:
             assert change > 0.01, change
-            paths = [m for m in unet.modules() if type(m).__name__ == "Residual"]
+            paths = [m for m in unet.modules() if isinstance(m, Residual)]
             assert len(paths) == 4 and all(p.projection.kernel_size == 1 for p in paths)  # every block
         else:
             assert change < 1e-4, change
