@@ -61,16 +61,17 @@ SCALE = 0.1  # electrons / Bohr^3: inputs are compressed by asinh(x / SCALE), th
 class DensitySet:
     """Molecules on a common grid: ``inputs [M, len(ELEMENTS), N, N, N]`` (per-element superposition of
     atomic densities), ``targets [M, 1, N, N, N]`` (DFT), both float32 voxel averages in electrons /
-    Bohr^3; ``rotations [M, 3, 3]`` applied to each molecule; ``electrons [M]``; ``spacing`` the voxel size
-    in Bohr. :func:`make_set` computes one; a toy one (not a molecule):
+    Bohr^3; ``rotations [M, 3, 3]`` applied to each molecule about its centre; ``electrons [M]``; ``spacing``
+    the voxel size in Bohr; ``shifts [M, 3]`` the moves in Bohr applied after the rotations (zeros when not
+    given). :func:`make_set` computes one; a toy one (not a molecule):
 
     >>> x = torch.linspace(-3, 3, 8)
     >>> blob = torch.exp(-(x[:, None, None] ** 2 + x[None, :, None] ** 2 + x[None, None, :] ** 2))
     >>> inputs = torch.rand(4, 5, 1, 1, 1, generator=torch.Generator().manual_seed(0)) * blob  # [4, 5, 8, 8, 8]
     >>> data = DensitySet(["a", "b", "c", "d"], inputs, 1.25 * inputs.sum(1, keepdim=True), torch.eye(3).expand(4, 3, 3),
     ...                   torch.tensor([2, 2, 2, 2]), 1.0)
-    >>> len(data), data.superposition().shape
-    (4, torch.Size([4, 1, 8, 8, 8]))
+    >>> len(data), data.superposition().shape, data.shifts.shape
+    (4, torch.Size([4, 1, 8, 8, 8]), torch.Size([4, 3]))
     >>> bool(torch.allclose(data.targets, 1.25 * data.superposition()))
     True
     """
@@ -81,6 +82,11 @@ class DensitySet:
     rotations: torch.Tensor
     electrons: torch.Tensor
     spacing: float
+    shifts: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.shifts is None:
+            self.shifts = torch.zeros(len(self.names), 3, dtype=torch.float64)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -128,7 +134,7 @@ def make_set(names: Sequence[str], size: int, spacing: float, rotations: torch.T
         inputs.append(atomic_superposition(numbers, positions, ELEMENTS, origin, axes, (size,) * 3, basis=basis))
         electrons.append(int(numbers.sum()))
     return DensitySet(list(names), torch.stack(inputs).float(), torch.stack(targets).float(), rotations.clone(),
-                      torch.tensor(electrons), spacing)
+                      torch.tensor(electrons), spacing, shifts.clone())
 
 
 def split_names(test: int = 16, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -183,7 +189,10 @@ def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed
         stored = torch.load(cache, weights_only=False)
         if stored.get("settings") == settings:
             log(f"density sets read from {cache}")
-            return {k: DensitySet(**v) for k, v in stored["sets"].items()}
+            sets = {k: DensitySet(**v) for k, v in stored["sets"].items()}
+            if copies and "shifts" not in stored["sets"]["copies"]:  # a cache written before sets kept their shifts
+                sets["copies"].shifts = _copy_shifts(len(sets["copies"]), spacing, seed)
+            return sets
         log(f"{cache} holds other settings ({stored.get('settings')}); recomputing")
     names, held_out = split_names(test, seed)
     names = names[:pool]
@@ -195,16 +204,21 @@ def load_or_make_sets(size: int = 24, spacing: float = 0.7, test: int = 16, seed
                             description="DFT, held out rotated"),
     }
     if copies:
-        generator = torch.Generator().manual_seed(seed + 2)
-        shifts = (torch.rand(copies * len(names), 3, generator=generator, dtype=torch.float64) - 0.5) * spacing
         sets["copies"] = make_set([name for name in names for _ in range(copies)], size, spacing,
-                                  random_rotations(copies * len(names), seed=seed + 2), shifts=shifts, progress=progress,
+                                  random_rotations(copies * len(names), seed=seed + 2),
+                                  shifts=_copy_shifts(copies * len(names), spacing, seed), progress=progress,
                                   description="DFT, rotated and shifted training copies")
     log(f"{sum(len(data) for data in sets.values())} DFT densities in {time.perf_counter() - start:.0f} s")
     if cache is not None:
         with atomic_path(cache) as temporary:
             torch.save({"settings": settings, "sets": {k: dataclasses.asdict(v) for k, v in sets.items()}}, temporary)
     return sets
+
+
+def _copy_shifts(count: int, spacing: float, seed: int) -> torch.Tensor:
+    """The moves ``[count, 3]`` (Bohr, uniform within one voxel) of the training copies drawn with ``seed``."""
+    generator = torch.Generator().manual_seed(seed + 2)
+    return (torch.rand(count, 3, generator=generator, dtype=torch.float64) - 0.5) * spacing
 
 
 class DensityModel(torch.nn.Module):

@@ -95,6 +95,16 @@ def test_copies_are_new_densities_of_each_pool_molecule_and_cached(tmp_path):
     lines = []
     again = density.load_or_make_sets(8, 1.5, test=1, seed=26, cache=cache, pool=1, log=lines.append, copies=2)
     assert "read from" in lines[0] and torch.equal(again["copies"].targets, copies.targets)
+    # each copy records its move (within half a voxel per axis, not zero); the pool molecules are not moved
+    assert copies.shifts.shape == (2, 3) and 0 < copies.shifts.abs().max() <= 0.75 and not torch.equal(*copies.shifts)
+    assert torch.equal(pool.shifts, torch.zeros(1, 3, dtype=torch.float64))
+    assert torch.equal(again["copies"].shifts, copies.shifts)
+    stored = torch.load(cache, weights_only=False)  # a cache written before the sets kept their shifts
+    for data in stored["sets"].values():
+        del data["shifts"]
+    torch.save(stored, cache)
+    old = density.load_or_make_sets(8, 1.5, test=1, seed=26, cache=cache, pool=1, log=lambda line: None, copies=2)
+    assert torch.equal(old["copies"].shifts, copies.shifts) and torch.equal(old["train"].shifts, pool.shifts)
     with pytest.raises(ValueError, match="copies: expected a count"):
         density.load_or_make_sets(8, 1.5, test=1, seed=26, pool=1, copies=-1)
 
