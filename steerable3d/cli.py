@@ -208,7 +208,8 @@ def density(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     trained: dict = {}
     results = protocol.run(sizes=args.molecules, steps=args.steps, size=args.grid, spacing=args.spacing, test=args.test,
-                           seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool, copies=args.copies)
+                           seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool, copies=args.copies,
+                           checkpoints=args.checkpoints)
     _report(protocol.format_table(results), start, args.json, lambda path: protocol.save_results(results, path), args.plot,
             lambda path: protocol.plot_results(results, path, example=(trained["sets"]["rotated"], trained["EquivariantUNet"])))
     return 0
@@ -367,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train also on this many DFT densities per training molecule, each of the molecule turned by a random "
                    "rotation and moved by a random sub-voxel shift (default 0)")
     p.add_argument("--cache", default="auto", help="file for the DFT densities ('auto': ~/.cache/steerable3d/..., 'none': recompute)")
+    p.add_argument("--checkpoints", metavar="DIR",
+                   help="keep a checkpoint of every training run in this folder (every 100 steps, written atomically); "
+                   "rerunning the same command resumes an interrupted run exactly, and only evaluates a finished one")
     _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")
     p.set_defaults(func=density)
 

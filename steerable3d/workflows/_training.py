@@ -1,33 +1,93 @@
-"""The training loop the field protocols share: Adam with a cosine learning rate, one loss per step."""
+"""The training loop the field protocols share: Adam with a cosine learning rate, one loss per step,
+optionally checkpointed so that an interrupted run resumes exactly where it stopped."""
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
 
 
 def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], steps: int, *, lr: float,
                 seed: int = 0, progress: Callable | None = None, description: str = "train",
-                metric: str = "loss") -> tuple[list[float], float]:
+                metric: str = "loss", checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
+                config: dict[str, Any] | None = None, stop_after: int | None = None) -> tuple[list[float], float]:
     """``steps`` Adam steps with a cosine learning rate from ``lr`` down to 0; ``batch_loss(generator)``
     draws a batch with the seeded ``generator`` and returns its loss. Leaves ``model`` in eval mode.
-    Returns (losses, seconds)."""
+    Returns (losses, one per step so far, and seconds of training so far).
+
+    With a ``checkpoint`` path, everything the run depends on (model, optimizer, schedule, the batch
+    generator's state, losses, elapsed seconds) is written there atomically every ``checkpoint_every``
+    steps and at the end. If the file exists, the run continues from it and ends with the parameters an
+    uninterrupted run would have had; a finished checkpoint just loads the trained model. ``config`` (any
+    comparable values, e.g. the protocol's options) is stored with it, and a checkpoint written with
+    another ``config``, ``steps``, ``lr`` or ``seed`` is refused. ``stop_after`` ends the call after that
+    many steps of this call (the checkpoint written), as an interruption would.
+
+    >>> import tempfile
+    >>> def make():
+    ...     _ = torch.manual_seed(0)
+    ...     return torch.nn.Linear(3, 1)
+    >>> def loss_of(model):
+    ...     return lambda generator: model(torch.randn(4, 3, generator=generator)).pow(2).mean()
+    >>> straight = make()
+    >>> _ = train_steps(straight, loss_of(straight), 10, lr=0.1)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     interrupted = make()
+    ...     losses, _ = train_steps(interrupted, loss_of(interrupted), 10, lr=0.1, checkpoint=f"{folder}/run.pt", stop_after=4)
+    ...     resumed = make()
+    ...     losses, _ = train_steps(resumed, loss_of(resumed), 10, lr=0.1, checkpoint=f"{folder}/run.pt")
+    >>> len(losses), torch.equal(resumed.weight, straight.weight)
+    (10, True)
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     generator = torch.Generator().manual_seed(seed)
-    losses, start = [], time.perf_counter()
+    identity = {"steps": steps, "lr": lr, "seed": seed, "config": config}
+    losses: list[float] = []
+    seconds = 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        if state.get("identity") != identity:
+            raise ValueError(f"checkpoint {checkpoint}: written by another run ({state.get('identity')}); this run is "
+                             f"{identity}. Remove it or give this run another checkpoint path")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        losses, seconds = state["losses"], state["seconds"]
+
+    def save() -> None:
+        save_checkpoint(checkpoint, {
+            "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "generator": generator.get_state(), "losses": losses,
+            "seconds": seconds,
+        })
+
+    start, before = time.perf_counter(), seconds
     model.train()
-    bar = progress(range(steps), desc=description, leave=False) if progress else range(steps)
-    for _ in bar:
+    remaining = range(len(losses), steps)
+    bar = progress(remaining, desc=description, leave=False, initial=len(losses), total=steps) if progress else remaining
+    for done, _ in enumerate(bar, 1):
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(generator)
         loss.backward()
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
+        seconds = before + time.perf_counter() - start
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({metric: f"{losses[-1]:.4f}"})
+        if checkpoint is not None and (len(losses) % checkpoint_every == 0 or len(losses) == steps):
+            save()
+        if stop_after is not None and done >= stop_after:
+            if checkpoint is not None:
+                save()
+            break
     model.eval()
-    return losses, time.perf_counter() - start
+    return losses, seconds

@@ -278,11 +278,13 @@ def _batch_nmae(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *, batch_size: int = 2, lr: float = 3e-3,
                 seed: int = 0, progress: Callable | None = None, description: str = "train",
-                copies: DensitySet | None = None) -> tuple[list[float], float]:
+                copies: DensitySet | None = None, **checkpointing) -> tuple[list[float], float]:
     """Adam with a cosine learning rate on the first ``count`` molecules of ``data``, loss the mean
     per-molecule NMAE of a random batch. ``copies`` (the ``"copies"`` set of :func:`load_or_make_sets`, K
     per molecule of ``data``, molecule-major) adds the K copies of each of those molecules to the samples
-    batches are drawn from. Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds). Here
+    batches are drawn from. ``checkpointing`` (``checkpoint``, ``config``, ...) goes to
+    :func:`~steerable3d.workflows._training.train_steps`, which can resume an interrupted run exactly.
+    Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds). Here
     on a toy set whose target is 1.25 times the superposition:
 
     >>> from steerable3d.models import EquivariantUNet
@@ -310,7 +312,8 @@ def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *
         picks = torch.randint(len(inputs), (batch_size,), generator=generator)
         return _batch_nmae(model(inputs[picks]), targets[picks]).mean()
 
-    return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="nmae")
+    return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="nmae",
+                       **checkpointing)
 
 
 @torch.no_grad()
@@ -377,13 +380,16 @@ class Result:
 def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, spacing: float = 0.7, test: int = 16,
         seed: int = 0, cache: str | Path | None = None, progress: Callable | None = None,
         log: Callable[[str], None] = print, trained: dict | None = None, pool: int | None = None,
-        models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None, copies: int = 0) -> list[Result]:
+        models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None, copies: int = 0,
+        checkpoints: str | Path | None = None) -> list[Result]:
     """The whole protocol: the baseline and, for every training-set size of ``sizes``, both networks
     (``steps`` training steps; grids of ``size^3`` voxels of ``spacing`` Bohr; the sets of
     :func:`load_or_make_sets`). With a dict ``trained``, it receives ``"sets"`` and, per network name, the
     model trained on the most molecules (for :func:`plot_results`). ``models`` maps the spacing to the
     networks' constructors (default :func:`build_models`, the protocol's; smaller ones make a quick run).
     ``copies`` K > 0 trains every network also on K rotated and shifted copies of each of its molecules.
+    With a folder ``checkpoints``, every training run keeps a checkpoint there (``{network}-n{size}.pt``,
+    every 100 steps) and a rerun with the same options resumes it, or only evaluates a finished one.
     Returns the baseline's :class:`Result`, then one per training-set size and network.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -396,6 +402,8 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     (['held out', 'held out, rotated'], True)
     """
     sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool, copies)
+    if checkpoints is not None:
+        Path(checkpoints).mkdir(parents=True, exist_ok=True)
     if trained is not None:
         trained["sets"] = sets
     training = sets["train"]
@@ -409,8 +417,10 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
         for name, build in (models or build_models)(spacing).items():
             torch.manual_seed(seed)
             model = build()
+            checkpoint = None if checkpoints is None else Path(checkpoints) / f"{name.replace(' ', '-')}-n{n}.pt"
+            config = {"network": name, "molecules": n, "size": size, "spacing": spacing, "test": test, "pool": pool, "copies": copies}
             losses, seconds = train_model(model, training, n, steps, seed=seed, progress=progress, description=f"{name} n={n}",
-                                          copies=sets.get("copies"))
+                                          copies=sets.get("copies"), checkpoint=checkpoint, config=config)
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             {k: evaluate(model, v) for k, v in conditions.items()},
                             grid_error(model, sets["test"].inputs[:2]), copies)

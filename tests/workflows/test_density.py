@@ -133,3 +133,19 @@ def test_training_draws_from_the_first_molecules_and_their_copies():
     assert model.seen == {0, 1}
     with pytest.raises(ValueError, match="copies: expected K >= 1 copies of each of the 3 molecules"):
         density.train_model(model, data, 2, 1, copies=tagged(["a", "b", "c", "a", "b", "c"], 10))
+
+
+def test_cli_keeps_checkpoints_and_a_rerun_only_evaluates(tmp_path, capsys):
+    argv = ["density", "--pool", "1", "--test", "1", "--molecules", "1", "--steps", "3", "--grid", "8", "--spacing", "1.5",
+            "--seed", "26", "--cache", str(tmp_path / "sets.pt"), "--checkpoints", str(tmp_path / "runs"),
+            "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["EquivariantUNet-n1.pt", "MONAI-UNet-n1.pt"]
+    first = density.load_results(tmp_path / "r.json")
+    assert main(argv) == 0
+    second = density.load_results(tmp_path / "r.json")
+    assert [r.nmae for r in second] == [r.nmae for r in first]  # the same trained networks, loaded
+    assert [r.train_seconds for r in second] == [r.train_seconds for r in first]  # no step was taken again
+    capsys.readouterr()
+    assert main(argv[:argv.index("--steps") + 1] + ["4"] + argv[argv.index("--steps") + 2:]) == 2
+    assert "written by another run" in capsys.readouterr().err
