@@ -227,7 +227,8 @@ def cosmology(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     trained: dict = {}
     results = protocol.run(tasks=args.task, steps=args.steps, size=args.size, box_size=args.box, test=args.test, seed=args.seed,
-                           progress=progress_bar(), trained=trained, train_boxes=args.train_boxes, paint=args.paint)
+                           progress=progress_bar(), trained=trained, train_boxes=args.train_boxes, paint=args.paint,
+                           checkpoints=args.checkpoints)
     example = next(value for (task, name), value in trained.items() if task == args.task[0] and name.startswith("EquivariantUNet"))
     _report(protocol.format_table(results, args.size, args.box), start, args.json, lambda path: protocol.save_results(results, path),
             args.plot, lambda path: protocol.plot_results(results, path, args.size, args.box, example=example))
@@ -240,6 +241,12 @@ def _protocol_options(parser: argparse.ArgumentParser, plot_help: str) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="FILE", help="save every score to this JSON file")
     parser.add_argument("--plot", metavar="PNG", help=plot_help)
+
+
+def _checkpoint_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoints", metavar="DIR",
+                        help="keep a checkpoint of every training run in this folder (every 100 steps, written atomically); "
+                        "rerunning the same command resumes an interrupted run exactly, and only evaluates a finished one")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,9 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train also on this many DFT densities per training molecule, each of the molecule turned by a random "
                    "rotation and moved by a random sub-voxel shift (default 0)")
     p.add_argument("--cache", default="auto", help="file for the DFT densities ('auto': ~/.cache/steerable3d/..., 'none': recompute)")
-    p.add_argument("--checkpoints", metavar="DIR",
-                   help="keep a checkpoint of every training run in this folder (every 100 steps, written atomically); "
-                   "rerunning the same command resumes an interrupted run exactly, and only evaluates a finished one")
+    _checkpoint_option(p)
     _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")
     p.set_defaults(func=density)
 
@@ -390,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paint", action="store_true",
                    help="density task: both models predict a displacement (in voxels) and paint it with a cloud-in-cell layer, "
                    "trained on the density only")
+    _checkpoint_option(p)
     _protocol_options(p, "save T(k), r(k) and field slices (needs matplotlib)")
     p.set_defaults(func=cosmology)
     return parser

@@ -4,6 +4,7 @@ optionally checkpointed so that an interrupted run resumes exactly where it stop
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -11,6 +12,24 @@ from typing import Any, Callable
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+
+
+def checkpoint_path(folder: str | os.PathLike | None, *names: object) -> Path | None:
+    """The checkpoint file of one training run in ``folder`` (created if needed), named by ``names``
+    joined by dashes, each run of characters other than letters, digits and dots made one dash; None
+    without a folder.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     checkpoint_path(folder, "MONAI UNet", "n16").name, checkpoint_path(folder, "plain CNN (same graph) + paint").name
+    ('MONAI-UNet-n16.pt', 'plain-CNN-same-graph-paint.pt')
+    >>> checkpoint_path(None, "MONAI UNet") is None
+    True
+    """
+    if folder is None:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder) / (re.sub(r"[^A-Za-z0-9.]+", "-", "-".join(str(name) for name in names)).strip("-") + ".pt")
 
 
 def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], steps: int, *, lr: float,

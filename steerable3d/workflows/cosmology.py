@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -46,7 +47,7 @@ from ..models import EquivariantUNet, plain_counterpart
 from ..nn import SteerableConv3d
 from ..testing import equivariance_error
 from ._results import load_records, save_records
-from ._training import train_steps
+from ._training import checkpoint_path, train_steps
 
 __all__ = [
     "TASKS", "FieldTask", "FieldModel", "build_models", "train_model", "evaluate", "grid_error", "Result", "run", "format_table",
@@ -181,10 +182,12 @@ def build_models(task: FieldTask, paint: bool = False) -> dict[str, Callable[[],
 
 def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_size: int = 2, lr: float = 2e-3, seed: int = 0,
                 progress: Callable | None = None, description: str = "train",
-                boxes: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[list[float], float]:
+                boxes: tuple[torch.Tensor, torch.Tensor] | None = None, **checkpointing) -> tuple[list[float], float]:
     """Adam with a cosine learning rate, mean squared error on fresh fields every step, or on batches
     drawn from a fixed training set ``boxes = (delta [M, 1, N, N, N], target [M, C, N, N, N])`` (as
-    simulations are). Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds).
+    simulations are). ``checkpointing`` (``checkpoint``, ``config``, ...) goes to
+    :func:`~steerable3d.workflows._training.train_steps`, which can resume an interrupted run exactly.
+    Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds).
 
     >>> from steerable3d.models import EquivariantUNet
     >>> from steerable3d.nn import SteerableConv3d
@@ -204,7 +207,8 @@ def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_si
             delta, target = boxes[0][picks], boxes[1][picks]
         return torch.nn.functional.mse_loss(model(delta), target)
 
-    return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="mse")
+    return train_steps(model, batch_loss, steps, lr=lr, seed=seed, progress=progress, description=description, metric="mse",
+                       **checkpointing)
 
 
 @torch.no_grad()
@@ -289,13 +293,16 @@ def low_k(result: Result, task: FieldTask) -> np.ndarray:
 def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, size: int = 24, box_size: float = 96.0,
         test: int = 8, seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
         trained: dict | None = None, train_boxes: int | None = None, paint: bool = False,
-        models: Callable[[FieldTask], dict[str, Callable[[], torch.nn.Module]]] | None = None) -> list[Result]:
+        models: Callable[[FieldTask], dict[str, Callable[[], torch.nn.Module]]] | None = None,
+        checkpoints: str | Path | None = None) -> list[Result]:
     """The whole protocol: both networks on every task (``size^3`` voxels, boxes of ``box_size`` Mpc/h,
     ``steps`` training steps, ``test`` test fields), on fresh fields every step or, with ``train_boxes``,
     on a fixed training set of that many boxes. With ``paint``, the density models are the painted ones
     (:func:`build_models`; the displacement task is unchanged). With a dict ``trained``, it receives ``(task name, model
     name) -> (FieldTask, model)`` (for :func:`plot_results`). ``models`` maps a :class:`FieldTask` to the
     networks' constructors (default :func:`build_models`, the protocol's; smaller ones make a quick run).
+    With a folder ``checkpoints``, every training run keeps a checkpoint there (``{task}-{network}.pt``,
+    every 100 steps) and a rerun with the same options resumes it, or only evaluates a finished one.
     Returns one :class:`Result` per task and model.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -319,8 +326,10 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
         for model_name, build in constructors.items():
             torch.manual_seed(seed)
             model = build()
+            config = {"task": name, "network": model_name, "size": size, "box_size": box_size, "train_boxes": train_boxes,
+                      "paint": paint}
             losses, seconds = train_model(model, task, steps, seed=seed, progress=progress, description=f"{name}: {model_name}",
-                                          boxes=boxes)
+                                          boxes=boxes, checkpoint=checkpoint_path(checkpoints, name, model_name), config=config)
             result = Result(name, model_name, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             evaluate(model, task, test_fields), grid_error(model, task, test_fields[0][:2]))
             results.append(result)

@@ -47,7 +47,7 @@ from ..models import EquivariantUNet
 from ..symmetry import random_rotations
 from ..testing import equivariance_error
 from ._results import load_records, save_records
-from ._training import train_steps
+from ._training import checkpoint_path, train_steps
 
 __all__ = [
     "DensitySet", "make_set", "load_or_make_sets", "split_names", "DensityModel", "build_models", "train_model",
@@ -402,8 +402,6 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     (['held out', 'held out, rotated'], True)
     """
     sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool, copies)
-    if checkpoints is not None:
-        Path(checkpoints).mkdir(parents=True, exist_ok=True)
     if trained is not None:
         trained["sets"] = sets
     training = sets["train"]
@@ -417,10 +415,10 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
         for name, build in (models or build_models)(spacing).items():
             torch.manual_seed(seed)
             model = build()
-            checkpoint = None if checkpoints is None else Path(checkpoints) / f"{name.replace(' ', '-')}-n{n}.pt"
             config = {"network": name, "molecules": n, "size": size, "spacing": spacing, "test": test, "pool": pool, "copies": copies}
             losses, seconds = train_model(model, training, n, steps, seed=seed, progress=progress, description=f"{name} n={n}",
-                                          copies=sets.get("copies"), checkpoint=checkpoint, config=config)
+                                          copies=sets.get("copies"), checkpoint=checkpoint_path(checkpoints, name, f"n{n}"),
+                                          config=config)
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             {k: evaluate(model, v) for k, v in conditions.items()},
                             grid_error(model, sets["test"].inputs[:2]), copies)

@@ -104,7 +104,12 @@ def test_cli_prints_the_tables_and_saves_the_figure(tmp_path, capsys):
 
 def test_cli_paints_the_density_models(tmp_path, capsys):
     argv = ["cosmology", "--task", "density", "--paint", "--steps", "2", "--size", "8", "--box", "32", "--test", "2",
-            "--json", str(tmp_path / "c.json")]
+            "--json", str(tmp_path / "c.json"), "--checkpoints", str(tmp_path / "runs")]
     assert main(argv) == 0
     assert "| plain CNN (same graph) + CIC paint |" in capsys.readouterr().out
-    assert [r.model for r in cosmology.load_results(tmp_path / "c.json")] == ["EquivariantUNet + CIC paint", "plain CNN (same graph) + CIC paint"]
+    first = cosmology.load_results(tmp_path / "c.json")
+    assert [r.model for r in first] == ["EquivariantUNet + CIC paint", "plain CNN (same graph) + CIC paint"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "density-EquivariantUNet-CIC-paint.pt", "density-plain-CNN-same-graph-CIC-paint.pt"]
+    assert main(argv) == 0  # the finished runs are loaded, not trained again
+    assert cosmology.load_results(tmp_path / "c.json") == first
