@@ -282,8 +282,9 @@ def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *
     """Adam with a cosine learning rate on the first ``count`` molecules of ``data``, loss the mean
     per-molecule NMAE of a random batch. ``copies`` (the ``"copies"`` set of :func:`load_or_make_sets`, K
     per molecule of ``data``, molecule-major) adds the K copies of each of those molecules to the samples
-    batches are drawn from. ``checkpointing`` (``checkpoint``, ``config``, ...) goes to
-    :func:`~steerable3d.workflows._training.train_steps`, which can resume an interrupted run exactly.
+    batches are drawn from. ``checkpointing``: ``checkpoint`` (a file, kept every
+    ``checkpoint_every`` = 100 steps and resumed from exactly when it exists) and ``config`` (stored with it;
+    a checkpoint of another configuration is refused).
     Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds). Here
     on a toy set whose target is 1.25 times the superposition:
 
