@@ -102,11 +102,10 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
         seconds = before + time.perf_counter() - start
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({metric: f"{losses[-1]:.4f}"})
-        if checkpoint is not None and (len(losses) % checkpoint_every == 0 or len(losses) == steps):
+        stopping = stop_after is not None and done >= stop_after
+        if checkpoint is not None and (len(losses) % checkpoint_every == 0 or len(losses) == steps or stopping):
             save()
-        if stop_after is not None and done >= stop_after:
-            if checkpoint is not None:
-                save()
+        if stopping:
             break
     model.eval()
     return losses, seconds
