@@ -23,6 +23,7 @@ from steerable3d.checkpoint import load_checkpoint
 from steerable3d.cli import main
 
 pytest.importorskip("monai")
+pytestmark = pytest.mark.xdist_group("torchrun")  # one worker computes the module's runs, once
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS, EVERY = 40, 4
