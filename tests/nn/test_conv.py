@@ -123,12 +123,12 @@ def test_every_output_block_is_nonzero():
 
 def _protocol_errors(make, irreps, inits=3):
     """The issue's protocol: blurred noise (sigma 2) on 33^3, cubic-spline rotations, central 17^3,
-    relative L2 per output irrep, median over 3 rotations x 3 initializations."""
+    relative L2 per output irrep, median over 3 rotations x 3 initializations. In torch's default dtype."""
     values = {}
     for init in range(inits):
         layer = make(init)
         noise = np.random.default_rng(100 + init).standard_normal((1, irreps.dim, 33, 33, 33))
-        x = torch.from_numpy(ndimage.gaussian_filter(noise, sigma=(0, 0, 2, 2, 2)))
+        x = torch.from_numpy(ndimage.gaussian_filter(noise, sigma=(0, 0, 2, 2, 2))).to(torch.get_default_dtype())
         for r in random_rotations(3, seed=1):
             for name, e in equivariance_error(layer, x, irreps, irreps, group="continuous", rotations=r[None], crop=8).items():
                 values.setdefault(name, []).append(e)
@@ -155,7 +155,9 @@ def test_periodic_conv_rotation_error_on_interior_crops_equals_the_open_one(floa
     assert min(equivariance_error(circular, x, irreps, irreps, group="continuous", rotations=2, crop=0).values()) > 0.1
 
 
-def test_continuous_rotation_error_below_e3nn(float64):
+def test_continuous_rotation_error_below_e3nn():
+    # float32: the errors compared are resampling errors of 1e-3 and more, rounding adds ~1e-7; float64
+    # convolutions have no oneDNN route on the CPU and made this test 3x slower
     from e3nn import o3
     from e3nn.nn.models.v2104.voxel_convolution import Convolution
 

@@ -34,7 +34,8 @@ def test_small_protocol_is_exact_under_grid_rotations(monkeypatch, tmp_path):
     from steerable3d.models import EquivariantUNet
 
     small = {
-        "EquivariantUNet": lambda: EquivariantUNet(3, 1, 3, (12,), (), parity=True, spacing=2.0),
+        "EquivariantUNet": lambda: EquivariantUNet(3, 1, 3, (12,), (), irreps=["4x0e + 1x1o"], parity=True, spacing=2.0,
+                                                 kernel_size=3, convolutions=1),
         "MONAI UNet": lambda: UNet(3, 1, 3, (4, 8), (2,), num_res_units=1, norm="instance"),
     }
     monkeypatch.setattr(mni152, "build_models", lambda classes=3: small)
