@@ -415,8 +415,8 @@ def plot_learning_curves(results: Sequence[Result], path) -> None:
                     ax.fill_between(pools, [v.min() for v in values], [v.max() for v in values], color=f"C{i}", alpha=0.12)
         ax.set(xscale="log", xlabel="training patches (32^3)", ylabel="mean foreground Dice in the sphere (%)",
                title=f"MNI152, {task}: {', '.join(TASKS[task][1:])}")
-        pools = sorted({patches for _, _, patches in rows if patches})
-        ax.set_xticks(pools, [str(p) for p in pools])  # the pool sizes themselves, not powers of ten
+        ticks = sorted({patches for _, _, patches in rows if patches})
+        ax.set_xticks(ticks, [str(p) for p in ticks])  # the pool sizes themselves, not powers of ten
         ax.minorticks_off()
         ax.legend(fontsize=7)
     save_figure(figure, path)
