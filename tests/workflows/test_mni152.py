@@ -26,7 +26,7 @@ def test_sphere_dice():
     assert all(np.isnan(mni152.sphere_dice(prediction, labels, sphere)))
 
 
-def test_small_protocol_is_exact_under_grid_rotations(monkeypatch, tmp_path):
+def test_small_protocol_is_exact_under_grid_rotations(tmp_path):
     """A few steps of the whole protocol with small networks: the equivariant net and the per-voxel
     classifier score the same Dice under grid rotations as unrotated; the plain U-Net does not."""
     from monai.networks.nets import UNet
@@ -38,9 +38,9 @@ def test_small_protocol_is_exact_under_grid_rotations(monkeypatch, tmp_path):
                                                  kernel_size=3, convolutions=1),
         "MONAI UNet": lambda: UNet(3, 1, 3, (4, 8), (2,), num_res_units=1, norm="instance"),
     }
-    monkeypatch.setattr(mni152, "build_models", lambda classes=3: small)
     torch.manual_seed(0)
-    results = mni152.run(tasks=("context",), patches=(4,), steps=2, rotations=1, seeds=(0, 1), log=lambda s: None)
+    results = mni152.run(tasks=("context",), patches=(4,), steps=2, rotations=1, seeds=(0, 1), log=lambda s: None,
+                         models=lambda classes: small)
     assert [r.seed for r in results] == [0] * 3 + [1] * 3
     seed_runs = {r.model: [s for s in results if s.model == r.model] for r in results}
     by_model = {r.model: r for r in results if r.seed == 1}
