@@ -34,7 +34,7 @@ def test_both_models_start_from_a_zero_prediction(paint):
         model = build().eval()
         with torch.no_grad():
             assert float(model(delta).abs().max()) == 0.0, name
-            assert float(model.linear.weight.abs().max()) == 0.0 and float(model.gain) == 0.0, name
+            assert float(model.linear.weight.abs().max()) == 0.0 and float(model.gain.detach()) == 0.0, name
 
 
 def test_small_displacement_model_correlates_at_low_k_and_is_exact_on_the_grid():
