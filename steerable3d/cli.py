@@ -209,7 +209,7 @@ def density(args: argparse.Namespace) -> int:
     trained: dict = {}
     results = protocol.run(sizes=args.molecules, steps=args.steps, size=args.grid, spacing=args.spacing, test=args.test,
                            seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool, copies=args.copies,
-                           checkpoints=args.checkpoints)
+                           checkpoints=args.checkpoints, train_seed=args.train_seed)
     _report(protocol.format_table(results), start, args.json, lambda path: protocol.save_results(results, path), args.plot,
             lambda path: protocol.plot_results(results, path, example=(trained["sets"]["rotated"], trained["EquivariantUNet"])))
     return 0
@@ -375,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train also on this many DFT densities per training molecule, each of the molecule turned by a random "
                    "rotation and moved by a random sub-voxel shift (default 0)")
     p.add_argument("--cache", default="auto", help="file for the DFT densities ('auto': ~/.cache/steerable3d/..., 'none': recompute)")
+    p.add_argument("--train-seed", type=int, default=None,
+                   help="seed of the networks' initial weights and batches only (default --seed, which also draws the split, "
+                   "the rotations and the copies): several training seeds on the same data measure the spread between runs")
     _checkpoint_option(p)
     _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")
     p.set_defaults(func=density)

@@ -382,7 +382,7 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
         seed: int = 0, cache: str | Path | None = None, progress: Callable | None = None,
         log: Callable[[str], None] = print, trained: dict | None = None, pool: int | None = None,
         models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None, copies: int = 0,
-        checkpoints: str | Path | None = None) -> list[Result]:
+        checkpoints: str | Path | None = None, train_seed: int | None = None) -> list[Result]:
     """The whole protocol: the baseline and, for every training-set size of ``sizes``, both networks
     (``steps`` training steps; grids of ``size^3`` voxels of ``spacing`` Bohr; the sets of
     :func:`load_or_make_sets`). With a dict ``trained``, it receives ``"sets"`` and, per network name, the
@@ -391,6 +391,9 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     ``copies`` K > 0 trains every network also on K rotated and shifted copies of each of its molecules.
     With a folder ``checkpoints``, every training run keeps a checkpoint there (``{network}-n{size}.pt``,
     every 100 steps) and a rerun with the same options resumes it, or only evaluates a finished one.
+    ``train_seed`` (default ``seed``) seeds the networks' initial weights and their batches alone: the split,
+    the rotations and the copies stay those of ``seed``, so that runs with several training seeds measure
+    the spread of training on the same data.
     Returns the baseline's :class:`Result`, then one per training-set size and network.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -412,12 +415,13 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     results = [Result("superposition of atoms", 0, 0, 0.0, math.nan,
                       {k: evaluate(lambda x: x.sum(1, keepdim=True), v) for k, v in conditions.items()})]
     log(f"superposition baseline: NMAE {100 * np.mean(results[0].nmae['held out']):.2f}%")
+    train_seed = seed if train_seed is None else train_seed
     for n in sizes:
         for name, build in (models or build_models)(spacing).items():
-            torch.manual_seed(seed)
+            torch.manual_seed(train_seed)
             model = build()
             config = {"network": name, "molecules": n, "size": size, "spacing": spacing, "test": test, "pool": pool, "copies": copies}
-            losses, seconds = train_model(model, training, n, steps, seed=seed, progress=progress, description=f"{name} n={n}",
+            losses, seconds = train_model(model, training, n, steps, seed=train_seed, progress=progress, description=f"{name} n={n}",
                                           copies=sets.get("copies"), checkpoint=checkpoint_path(checkpoints, name, f"n{n}"),
                                           config=config)
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
