@@ -185,9 +185,9 @@ def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_si
                 boxes: tuple[torch.Tensor, torch.Tensor] | None = None, **checkpointing) -> tuple[list[float], float]:
     """Adam with a cosine learning rate, mean squared error on fresh fields every step, or on batches
     drawn from a fixed training set ``boxes = (delta [M, 1, N, N, N], target [M, C, N, N, N])`` (as
-    simulations are). ``checkpointing``: ``checkpoint`` (a file, kept every
-    ``checkpoint_every`` = 100 steps and resumed from exactly when it exists) and ``config`` (stored with it;
-    a checkpoint of another configuration is refused).
+    simulations are). ``checkpointing`` (``checkpoint``, ``checkpoint_every``,
+    ``config``, ``stop_after``) goes to ``steerable3d.workflows._training.train_steps``, which keeps the
+    run in a file and resumes it exactly.
     Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds).
 
     >>> from steerable3d.models import EquivariantUNet

@@ -282,9 +282,9 @@ def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *
     """Adam with a cosine learning rate on the first ``count`` molecules of ``data``, loss the mean
     per-molecule NMAE of a random batch. ``copies`` (the ``"copies"`` set of :func:`load_or_make_sets`, K
     per molecule of ``data``, molecule-major) adds the K copies of each of those molecules to the samples
-    batches are drawn from. ``checkpointing``: ``checkpoint`` (a file, kept every
-    ``checkpoint_every`` = 100 steps and resumed from exactly when it exists) and ``config`` (stored with it;
-    a checkpoint of another configuration is refused).
+    batches are drawn from. ``checkpointing`` (``checkpoint``, ``checkpoint_every``,
+    ``config``, ``stop_after``) goes to ``steerable3d.workflows._training.train_steps``, which keeps the
+    run in a file and resumes it exactly.
     Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds). Here
     on a toy set whose target is 1.25 times the superposition:
 
@@ -360,8 +360,9 @@ class Result:
     """One row of :func:`run`: a network trained on ``molecules`` molecules (0 for the superposition
     baseline), its ``parameters`` (count), ``train_seconds``, ``final_loss`` (training NMAE of the last 20
     steps, a fraction), ``nmae`` per test condition (one fraction per held-out molecule), ``grid_error``
-    (relative, see :func:`grid_error`; NaN for the baseline) and ``copies`` (rotated and shifted training
-    copies per molecule, see :func:`load_or_make_sets`).
+    (relative, see :func:`grid_error`; NaN for the baseline), ``copies`` (rotated and shifted training
+    copies per molecule, see :func:`load_or_make_sets`) and ``train_seed`` (the seed of the network's initial
+    weights and batches; None for the baseline, which trains nothing).
 
     >>> r = Result("EquivariantUNet", 16, 17000, 60.0, 0.03, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7)
     >>> r.model, round(sum(r.nmae["held out"]) / len(r.nmae["held out"]), 6)
@@ -376,6 +377,7 @@ class Result:
     nmae: dict[str, list[float]] = field(default_factory=dict)
     grid_error: float = math.nan
     copies: int = 0
+    train_seed: int | None = None
 
 
 def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, spacing: float = 0.7, test: int = 16,
@@ -426,7 +428,7 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
                                           config=config)
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             {k: evaluate(model, v) for k, v in conditions.items()},
-                            grid_error(model, sets["test"].inputs[:2]), copies)
+                            grid_error(model, sets["test"].inputs[:2]), copies, train_seed)
             results.append(result)
             if trained is not None and n == max(sizes):
                 trained[name] = model

@@ -158,7 +158,10 @@ def test_a_training_seed_changes_the_networks_and_not_the_data(tmp_path, capsys)
     def scores(*extra):
         assert main(argv + ["--json", str(tmp_path / "r.json"), *extra]) == 0
         capsys.readouterr()
-        return [(r.model, r.nmae) for r in density.load_results(tmp_path / "r.json")]
+        results = density.load_results(tmp_path / "r.json")
+        train_seed = int(extra[1]) if extra else 26
+        assert [r.train_seed for r in results] == [None] + [train_seed] * (len(results) - 1)  # the JSON names it
+        return [(r.model, r.nmae) for r in results]
 
     default, same, other = scores(), scores("--train-seed", "26"), scores("--train-seed", "27")
     assert same == default  # the training seed defaults to --seed
