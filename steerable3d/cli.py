@@ -209,7 +209,7 @@ def density(args: argparse.Namespace) -> int:
     trained: dict = {}
     results = protocol.run(sizes=args.molecules, steps=args.steps, size=args.grid, spacing=args.spacing, test=args.test,
                            seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool, copies=args.copies,
-                           checkpoints=args.checkpoints, train_seed=args.train_seed)
+                           checkpoints=args.checkpoints, train_seed=args.train_seed, average=args.average)
     _report(protocol.format_table(results), start, args.json, lambda path: protocol.save_results(results, path), args.plot,
             lambda path: protocol.plot_results(results, path, example=(trained["sets"]["rotated"], trained["EquivariantUNet"])))
     return 0
@@ -228,7 +228,7 @@ def cosmology(args: argparse.Namespace) -> int:
     trained: dict = {}
     results = protocol.run(tasks=args.task, steps=args.steps, size=args.size, box_size=args.box, test=args.test, seed=args.seed,
                            progress=progress_bar(), trained=trained, train_boxes=args.train_boxes, paint=args.paint,
-                           checkpoints=args.checkpoints)
+                           checkpoints=args.checkpoints, average=args.average)
     example = next(value for (task, name), value in trained.items() if task == args.task[0] and name.startswith("EquivariantUNet"))
     _report(protocol.format_table(results, args.size, args.box), start, args.json, lambda path: protocol.save_results(results, path),
             args.plot, lambda path: protocol.plot_results(results, path, args.size, args.box, example=example))
@@ -247,6 +247,12 @@ def _checkpoint_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", metavar="DIR",
                         help="keep a checkpoint of every training run in this folder (every 100 steps, written atomically); "
                         "rerunning the same command resumes an interrupted run exactly, and only evaluates a finished one")
+
+
+def _average_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--average", type=float, metavar="DECAY", default=None,
+                        help="end every network with a moving average of its weights and batch-norm statistics over the "
+                        "second half of its steps, with this decay per step (e.g. 0.999; default: the last step's weights)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-seed", type=int, default=None,
                    help="seed of the networks' initial weights and batches only (default --seed, which also draws the split, "
                    "the rotations and the copies): several training seeds on the same data measure the spread between runs")
+    _average_option(p)
     _checkpoint_option(p)
     _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")
     p.set_defaults(func=density)
@@ -398,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paint", action="store_true",
                    help="density task: both models predict a displacement (in voxels) and paint it with a cloud-in-cell layer, "
                    "trained on the density only")
+    _average_option(p)
     _checkpoint_option(p)
     _protocol_options(p, "save T(k), r(k) and field slices (needs matplotlib)")
     p.set_defaults(func=cosmology)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 
@@ -32,13 +33,25 @@ def checkpoint_path(folder: str | os.PathLike | None, *names: object) -> Path | 
     return Path(folder) / (re.sub(r"[^A-Za-z0-9.]+", "-", "-".join(str(name) for name in names)).strip("-") + ".pt")
 
 
+def check_average(average: float | None) -> None:
+    """Raise a ``ValueError`` unless ``average`` is None or the decay of a moving average, in (0, 1)."""
+    if average is not None and (isinstance(average, bool) or not isinstance(average, (int, float)) or not 0 < average < 1):
+        raise ValueError(f"average: expected the decay of a moving average of the weights, in (0, 1) (e.g. 0.999), got {average!r}")
+
+
 def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], steps: int, *, lr: float,
                 seed: int = 0, progress: Callable | None = None, description: str = "train",
                 metric: str = "loss", checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 100,
-                config: dict[str, Any] | None = None, stop_after: int | None = None) -> tuple[list[float], float]:
+                config: dict[str, Any] | None = None, stop_after: int | None = None,
+                average: float | None = None) -> tuple[list[float], float]:
     """``steps`` Adam steps with a cosine learning rate from ``lr`` down to 0; ``batch_loss(generator)``
     draws a batch with the seeded ``generator`` and returns its loss. Leaves ``model`` in eval mode.
     Returns (losses, one per step so far, and seconds of training so far).
+
+    With ``average`` (a decay in (0, 1), e.g. 0.999), an exponential moving average of the parameters and
+    buffers (batch-norm statistics included) is kept over the second half of the steps, and the finished
+    model holds it instead of the last step's weights. It starts half-way because the initial batch-norm
+    statistics (mean 0, variance 1) would otherwise keep a weight of ``average ** steps`` in it.
 
     With a ``checkpoint`` path, everything the run depends on (model, optimizer, schedule, the batch
     generator's state, losses, elapsed seconds) is written there atomically every ``checkpoint_every``
@@ -67,7 +80,11 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     generator = torch.Generator().manual_seed(seed)
+    check_average(average)
     identity = {"steps": steps, "lr": lr, "seed": seed, "config": config}
+    if average is not None:  # absent otherwise, so that checkpoints written before averages existed stay valid
+        identity["average"] = average
+    averaged = None if average is None else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(average), use_buffers=True)
     losses: list[float] = []
     seconds = 0.0
     if checkpoint is not None and Path(checkpoint).exists():
@@ -80,12 +97,14 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         losses, seconds = state["losses"], state["seconds"]
+        if averaged is not None:
+            averaged.load_state_dict(state["average"])
 
     def save() -> None:
         save_checkpoint(checkpoint, {
             "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "generator": generator.get_state(), "losses": losses,
-            "seconds": seconds,
+            "seconds": seconds, **({} if averaged is None else {"average": averaged.state_dict()}),
         })
 
     start, before = time.perf_counter(), seconds
@@ -99,6 +118,8 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
+        if averaged is not None and len(losses) > steps // 2:
+            averaged.update_parameters(model)
         seconds = before + time.perf_counter() - start
         if hasattr(bar, "set_postfix"):
             bar.set_postfix({metric: f"{losses[-1]:.4f}"})
@@ -107,5 +128,7 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
             save()
         if stopping:
             break
+    if averaged is not None and len(losses) == steps:
+        model.load_state_dict(averaged.module.state_dict())
     model.eval()
     return losses, seconds

@@ -47,7 +47,7 @@ from ..models import EquivariantUNet, plain_counterpart
 from ..nn import SteerableConv3d
 from ..testing import equivariance_error
 from ._results import load_records, save_records
-from ._training import checkpoint_path, train_steps
+from ._training import check_average, checkpoint_path, train_steps
 
 __all__ = [
     "TASKS", "FieldTask", "FieldModel", "build_models", "train_model", "evaluate", "grid_error", "Result", "run", "format_table",
@@ -186,8 +186,9 @@ def train_model(model: torch.nn.Module, task: FieldTask, steps: int, *, batch_si
     """Adam with a cosine learning rate, mean squared error on fresh fields every step, or on batches
     drawn from a fixed training set ``boxes = (delta [M, 1, N, N, N], target [M, C, N, N, N])`` (as
     simulations are). ``checkpointing`` (``checkpoint``, ``checkpoint_every``,
-    ``config``, ``stop_after``) goes to ``steerable3d.workflows._training.train_steps``, which keeps the
-    run in a file and resumes it exactly.
+    ``config``, ``stop_after``, ``average``) goes to ``steerable3d.workflows._training.train_steps``, which
+    keeps the run in a file and resumes it exactly, and with ``average`` (a decay such as 0.999) ends with a
+    moving average of the weights of the second half of the steps.
     Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds).
 
     >>> from steerable3d.models import EquivariantUNet
@@ -268,8 +269,9 @@ def grid_error(model: torch.nn.Module, task: FieldTask, delta: torch.Tensor) -> 
 class Result:
     """One trained network's scores (one per task and model in :func:`run`): ``parameters`` (count),
     ``train_seconds``, ``final_loss`` (mean squared error of the last 20 steps, in the target's units
-    squared), ``scores`` as :func:`evaluate` gives them (``k`` in h/Mpc) and ``grid_error`` (relative, see
-    :func:`grid_error`).
+    squared), ``scores`` as :func:`evaluate` gives them (``k`` in h/Mpc), ``grid_error`` (relative, see
+    :func:`grid_error`) and ``average`` (the decay of the moving average of the weights the network ends
+    with; None for the last step's weights).
 
     >>> r = Result("displacement", "EquivariantUNet", 1234, 5.0, 0.01,
     ...            {"k": [0.1, 0.2], "T": [0.98, 0.9], "r": [0.999, 0.95], "relative_squared_error": [0.02]}, 2e-7)
@@ -284,6 +286,7 @@ class Result:
     final_loss: float
     scores: dict[str, list[float]] = field(default_factory=dict)
     grid_error: float = math.nan
+    average: float | None = None
 
 
 def low_k(result: Result, task: FieldTask) -> np.ndarray:
@@ -295,7 +298,7 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
         test: int = 8, seed: int = 0, progress: Callable | None = None, log: Callable[[str], None] = print,
         trained: dict | None = None, train_boxes: int | None = None, paint: bool = False,
         models: Callable[[FieldTask], dict[str, Callable[[], torch.nn.Module]]] | None = None,
-        checkpoints: str | Path | None = None) -> list[Result]:
+        checkpoints: str | Path | None = None, average: float | None = None) -> list[Result]:
     """The whole protocol: both networks on every task (``size^3`` voxels, boxes of ``box_size`` Mpc/h,
     ``steps`` training steps, ``test`` test fields), on fresh fields every step or, with ``train_boxes``,
     on a fixed training set of that many boxes. With ``paint``, the density models are the painted ones
@@ -304,6 +307,8 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
     networks' constructors (default :func:`build_models`, the protocol's; smaller ones make a quick run).
     With a folder ``checkpoints``, every training run keeps a checkpoint there (``{task}-{network}.pt``,
     every 100 steps) and a rerun with the same options resumes it, or only evaluates a finished one.
+    With ``average`` (a decay such as 0.999), every network ends with a moving average of its weights over
+    the second half of its steps.
     Returns one :class:`Result` per task and model.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -318,6 +323,7 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
     >>> results[0].grid_error < 1e-5
     True
     """
+    check_average(average)
     results = []
     for name in tasks:
         task = FieldTask(name, size, box_size)
@@ -330,9 +336,10 @@ def run(tasks: Sequence[str] = ("displacement", "density"), steps: int = 600, si
             config = {"task": name, "network": model_name, "size": size, "box_size": box_size, "train_boxes": train_boxes,
                       "paint": paint}
             losses, seconds = train_model(model, task, steps, seed=seed, progress=progress, description=f"{name}: {model_name}",
-                                          boxes=boxes, checkpoint=checkpoint_path(checkpoints, name, model_name), config=config)
+                                          boxes=boxes, checkpoint=checkpoint_path(checkpoints, name, model_name), config=config,
+                                          average=average)
             result = Result(name, model_name, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
-                            evaluate(model, task, test_fields), grid_error(model, task, test_fields[0][:2]))
+                            evaluate(model, task, test_fields), grid_error(model, task, test_fields[0][:2]), average)
             results.append(result)
             if trained is not None:
                 trained[name, model_name] = (task, model)
@@ -378,7 +385,8 @@ def format_table(results: Sequence[Result], size: int = 24, box_size: float = 96
         for r in rows:
             mask = low_k(r, task)
             t, c = np.asarray(r.scores["T"])[mask], np.asarray(r.scores["r"])[mask]
-            lines.append(f"| {r.model} | {r.parameters} | {r.train_seconds:.0f} s | {np.abs(t - 1).max():.4f} | {c.min():.4f} | "
+            model = f"{r.model}, weights averaged ({r.average:g})" if r.average else r.model
+            lines.append(f"| {model} | {r.parameters} | {r.train_seconds:.0f} s | {np.abs(t - 1).max():.4f} | {c.min():.4f} | "
                          f"{c.mean():.4f} | {r.scores['relative_squared_error'][0]:.4f} | {r.grid_error:.1e} |")
         out.append("\n".join(lines))
     return "\n\n".join(out)

@@ -47,7 +47,7 @@ from ..models import EquivariantUNet
 from ..symmetry import random_rotations
 from ..testing import equivariance_error
 from ._results import load_records, save_records
-from ._training import checkpoint_path, train_steps
+from ._training import check_average, checkpoint_path, train_steps
 
 __all__ = [
     "DensitySet", "make_set", "load_or_make_sets", "split_names", "DensityModel", "build_models", "train_model",
@@ -283,8 +283,9 @@ def train_model(model: DensityModel, data: DensitySet, count: int, steps: int, *
     per-molecule NMAE of a random batch. ``copies`` (the ``"copies"`` set of :func:`load_or_make_sets`, K
     per molecule of ``data``, molecule-major) adds the K copies of each of those molecules to the samples
     batches are drawn from. ``checkpointing`` (``checkpoint``, ``checkpoint_every``,
-    ``config``, ``stop_after``) goes to ``steerable3d.workflows._training.train_steps``, which keeps the
-    run in a file and resumes it exactly.
+    ``config``, ``stop_after``, ``average``) goes to ``steerable3d.workflows._training.train_steps``, which
+    keeps the run in a file and resumes it exactly, and with ``average`` (a decay such as 0.999) ends with a
+    moving average of the weights of the second half of the steps.
     Leaves ``model`` in eval mode. Returns (losses, one per step, and seconds). Here
     on a toy set whose target is 1.25 times the superposition:
 
@@ -361,8 +362,9 @@ class Result:
     baseline), its ``parameters`` (count), ``train_seconds``, ``final_loss`` (training NMAE of the last 20
     steps, a fraction), ``nmae`` per test condition (one fraction per held-out molecule), ``grid_error``
     (relative, see :func:`grid_error`; NaN for the baseline), ``copies`` (rotated and shifted training
-    copies per molecule, see :func:`load_or_make_sets`) and ``train_seed`` (the seed of the network's initial
-    weights and batches; None for the baseline, which trains nothing).
+    copies per molecule, see :func:`load_or_make_sets`), ``train_seed`` (the seed of the network's initial
+    weights and batches; None for the baseline, which trains nothing) and ``average`` (the decay of the
+    moving average of the weights the network ends with; None for the last step's weights).
 
     >>> r = Result("EquivariantUNet", 16, 17000, 60.0, 0.03, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7)
     >>> r.model, round(sum(r.nmae["held out"]) / len(r.nmae["held out"]), 6)
@@ -378,13 +380,14 @@ class Result:
     grid_error: float = math.nan
     copies: int = 0
     train_seed: int | None = None
+    average: float | None = None
 
 
 def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, spacing: float = 0.7, test: int = 16,
         seed: int = 0, cache: str | Path | None = None, progress: Callable | None = None,
         log: Callable[[str], None] = print, trained: dict | None = None, pool: int | None = None,
         models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None, copies: int = 0,
-        checkpoints: str | Path | None = None, train_seed: int | None = None) -> list[Result]:
+        checkpoints: str | Path | None = None, train_seed: int | None = None, average: float | None = None) -> list[Result]:
     """The whole protocol: the baseline and, for every training-set size of ``sizes``, both networks
     (``steps`` training steps; grids of ``size^3`` voxels of ``spacing`` Bohr; the sets of
     :func:`load_or_make_sets`). With a dict ``trained``, it receives ``"sets"`` and, per network name, the
@@ -395,7 +398,8 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     every 100 steps) and a rerun with the same options resumes it, or only evaluates a finished one.
     ``train_seed`` (default ``seed``) seeds the networks' initial weights and their batches alone: the split,
     the rotations and the copies stay those of ``seed``, so that runs with several training seeds measure
-    the spread of training on the same data.
+    the spread of training on the same data. With ``average`` (a decay such as 0.999), every network ends
+    with a moving average of its weights and batch-norm statistics over the second half of its steps.
     Returns the baseline's :class:`Result`, then one per training-set size and network.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -407,6 +411,7 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     >>> sorted(results[1].nmae), results[1].grid_error < 1e-5
     (['held out', 'held out, rotated'], True)
     """
+    check_average(average)  # before the DFT densities, which can take minutes
     sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool, copies)
     if trained is not None:
         trained["sets"] = sets
@@ -425,10 +430,10 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
             config = {"network": name, "molecules": n, "size": size, "spacing": spacing, "test": test, "pool": pool, "copies": copies}
             losses, seconds = train_model(model, training, n, steps, seed=train_seed, progress=progress, description=f"{name} n={n}",
                                           copies=sets.get("copies"), checkpoint=checkpoint_path(checkpoints, name, f"n{n}"),
-                                          config=config)
+                                          config=config, average=average)
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             {k: evaluate(model, v) for k, v in conditions.items()},
-                            grid_error(model, sets["test"].inputs[:2]), copies, train_seed)
+                            grid_error(model, sets["test"].inputs[:2]), copies, train_seed, average)
             results.append(result)
             if trained is not None and n == max(sizes):
                 trained[name] = model
@@ -444,14 +449,14 @@ def format_table(results: Sequence[Result]) -> str:
     >>> results = [Result("superposition of atoms", 0, 0, 0.0, math.nan, nmae),
     ...            Result("EquivariantUNet", 4, 17000, 60.0, 0.05, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7),
     ...            Result("MONAI UNet", 4, 20000, 40.0, 0.04, {"held out": [0.06, 0.08], "held out, rotated": [0.09, 0.11]}, 0.2),
-    ...            Result("EquivariantUNet", 4, 17000, 61.0, 0.04, {"held out": [0.04, 0.06], "held out, rotated": [0.05, 0.05]}, 2e-7, 3)]
+    ...            Result("EquivariantUNet", 4, 17000, 61.0, 0.04, {"held out": [0.04, 0.06], "held out, rotated": [0.05, 0.05]}, 2e-7, 3, 0, 0.999)]
     >>> print(format_table(results))
     | model | training molecules | parameters | NMAE held out (%) | NMAE held out, rotated (%) | grid-symmetry error | training time |
     |---|---|---|---|---|---|---|
     | superposition of atoms |  |  | 11.00 +- 1.00 | 11.00 +- 1.00 |  |  |
     | EquivariantUNet | 4 | 17000 | 6.00 +- 1.00 | 6.00 +- 1.00 | 1.0e-07 | 60 s |
     | MONAI UNet | 4 | 20000 | 7.00 +- 1.00 | 10.00 +- 1.00 | 2.0e-01 | 40 s |
-    | EquivariantUNet | 4 (+ 3 copies each) | 17000 | 5.00 +- 1.00 | 5.00 +- 0.00 | 2.0e-07 | 61 s |
+    | EquivariantUNet, weights averaged (0.999) | 4 (+ 3 copies each) | 17000 | 5.00 +- 1.00 | 5.00 +- 0.00 | 2.0e-07 | 61 s |
     """
     conditions = list(results[0].nmae)
     lines = ["| model | training molecules | parameters | " + " | ".join(f"NMAE {c} (%)" for c in conditions) +
@@ -461,7 +466,8 @@ def format_table(results: Sequence[Result]) -> str:
         error = "" if math.isnan(r.grid_error) else f"{r.grid_error:.1e}"
         seconds = f"{r.train_seconds:.0f} s" if r.train_seconds else ""
         molecules = f"{r.molecules} (+ {r.copies} copies each)" if r.copies else f"{r.molecules or ''}"
-        lines.append(f"| {r.model} | {molecules} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
+        model = f"{r.model}, weights averaged ({r.average:g})" if r.average else r.model
+        lines.append(f"| {model} | {molecules} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
     return "\n".join(lines)
 
 

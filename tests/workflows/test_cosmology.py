@@ -113,3 +113,23 @@ def test_cli_paints_the_density_models(tmp_path, capsys):
         "density-EquivariantUNet-CIC-paint.pt", "density-plain-CNN-same-graph-CIC-paint.pt"]
     assert main(argv) == 0  # the finished runs are loaded, not trained again
     assert cosmology.load_results(tmp_path / "c.json") == first
+
+
+def test_weight_average_is_what_every_network_ends_with():
+    from steerable3d.models import EquivariantUNet
+    from steerable3d.nn import SteerableConv3d
+
+    def small(task):
+        return {"small U-Net": lambda: cosmology.FieldModel(
+            SteerableConv3d("1x0e", task.irreps_out, task.size - 1, padding_mode="circular", backend="fft"),
+            EquivariantUNet(3, 1, 3, (12,), (), parity=True, padding_mode="circular", irreps_out=task.irreps_out))}
+
+    options = dict(tasks=("displacement",), steps=6, size=8, box_size=32.0, test=2, log=lambda line: None, models=small)
+    last, averaged = cosmology.run(**options)[0], cosmology.run(**options, average=0.5)[0]
+    assert last.average is None and averaged.average == 0.5
+    assert last.final_loss == averaged.final_loss  # the same steps, then the average of steps 4 to 6 instead of step 6
+    assert last.scores["relative_squared_error"] != averaged.scores["relative_squared_error"]
+    assert averaged.grid_error < 1e-5  # an average of equivariant weights is equivariant
+    assert "| small U-Net, weights averaged (0.5) |" in cosmology.format_table([averaged], size=8, box_size=32.0)
+    with pytest.raises(ValueError, match="average: expected the decay"):
+        cosmology.run(**options, average=1.5)

@@ -168,3 +168,24 @@ def test_a_training_seed_changes_the_networks_and_not_the_data(tmp_path, capsys)
     assert other[0] == default[0]  # the same held-out molecules and rotations: the same baseline
     for trained, moved in zip(default[1:], other[1:]):
         assert trained[0] == moved[0] and trained[1] != moved[1]  # each network starts and draws batches elsewhere
+
+
+def test_weight_average_is_what_every_network_ends_with_and_the_json_names_it(tmp_path, capsys):
+    argv = ["density", "--pool", "1", "--test", "1", "--molecules", "1", "--steps", "4", "--grid", "8", "--spacing", "1.5",
+            "--seed", "26", "--cache", str(tmp_path / "sets.pt")]
+    assert main(argv + ["--json", str(tmp_path / "last.json")]) == 0
+    capsys.readouterr()
+    assert main(argv + ["--json", str(tmp_path / "averaged.json"), "--average", "0.9", "--checkpoints", str(tmp_path / "runs")]) == 0
+    assert "| EquivariantUNet, weights averaged (0.9) |" in capsys.readouterr().out
+    last, averaged = density.load_results(tmp_path / "last.json"), density.load_results(tmp_path / "averaged.json")
+    assert [r.average for r in averaged] == [None, 0.9, 0.9] and [r.average for r in last] == [None, None, None]
+    assert averaged[0].nmae == last[0].nmae  # the baseline trains nothing
+    for plain, moved in zip(last[1:], averaged[1:]):  # the same steps, then the average of steps 3 and 4 instead of step 4
+        assert plain.final_loss == moved.final_loss and plain.nmae != moved.nmae
+    # a checkpoint of an averaged run is not resumed by a run without the average
+    assert main(argv + ["--checkpoints", str(tmp_path / "runs")]) == 2
+    assert "written by another run" in capsys.readouterr().err
+    # a bad decay is refused before any DFT density is computed
+    assert main(argv[:-1] + [str(tmp_path / "other.pt"), "--average", "1"]) == 2
+    assert "average: expected the decay of a moving average of the weights, in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "other.pt").exists()

@@ -47,3 +47,46 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         train_steps(model, _loss(model), 2, lr=1e-2, checkpoint=path, config={"molecules": 16})
     with pytest.raises(ValueError, match="written by another run"):
         train_steps(model, _loss(model), 3, lr=1e-2, checkpoint=path, config={"molecules": 4})
+
+
+def test_average_is_the_moving_average_of_the_second_half_and_resumes(tmp_path):
+    # the weights after every step, from a run without average (the average never changes the steps taken)
+    plain = _model()
+    states = []
+    loss = _loss(plain)
+
+    def recording(generator):
+        states.append({k: v.clone() for k, v in plain.state_dict().items()})  # after the previous step
+        return loss(generator)
+
+    train_steps(plain, recording, 8, lr=1e-2, seed=5)
+    states = states[1:] + [plain.state_dict()]  # states[i]: after step i + 1
+    decay = 0.7
+    expected = {k: v.clone() for k, v in states[4].items()}  # steps 5 to 8: the second half
+    for state in states[5:]:
+        for k, v in state.items():
+            if v.is_floating_point():
+                expected[k] = decay * expected[k] + (1 - decay) * v
+
+    averaged = _model()
+    train_steps(averaged, _loss(averaged), 8, lr=1e-2, seed=5, average=decay)
+    for k, v in expected.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(averaged.state_dict()[k], v, rtol=1e-6, atol=1e-7, msg=k)
+    changed = [k for k, v in expected.items() if v.is_floating_point() and not torch.allclose(v, plain.state_dict()[k])]
+    assert changed  # the average is not the last step's weights
+
+    # interrupted before half-way and after it, then resumed: the same average
+    path = tmp_path / "run.pt"
+    for stop in (3, 3):
+        interrupted = _model()
+        train_steps(interrupted, _loss(interrupted), 8, lr=1e-2, seed=5, checkpoint=path, checkpoint_every=2,
+                    stop_after=stop, average=decay)
+    resumed = _model()
+    train_steps(resumed, _loss(resumed), 8, lr=1e-2, seed=5, checkpoint=path, average=decay)
+    for k, v in averaged.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="written by another run"):
+        train_steps(resumed, _loss(resumed), 8, lr=1e-2, seed=5, checkpoint=path)
+    with pytest.raises(ValueError, match="average: expected"):
+        train_steps(resumed, _loss(resumed), 8, lr=1e-2, average=1.0)
