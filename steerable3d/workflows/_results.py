@@ -1,4 +1,4 @@
-"""Saving a protocol's results: a list of dataclass records as JSON, written atomically."""
+"""A protocol's results: a list of dataclass records as JSON, written atomically, and the pieces of their tables."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def percent_mean_std(values: Sequence[float]) -> str:
         return "-"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.fmean(values):.2f} +- {100 * std:.2f}"
+
+
+def model_label(model: str, average: float | None) -> str:
+    """A table's name for a network: ``model``, and the decay when its weights are a moving average.
+
+    >>> model_label("EquivariantUNet", 0.999), model_label("EquivariantUNet", None)
+    ('EquivariantUNet, weights averaged (0.999)', 'EquivariantUNet')
+    """
+    return f"{model}, weights averaged ({average:g})" if average else model

@@ -61,6 +61,9 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
     another ``config``, ``steps``, ``lr`` or ``seed`` is refused. ``stop_after`` ends the call after that
     many steps of this call (the checkpoint written), as an interruption would.
 
+    A loss that is not finite (a diverging run) raises ``FloatingPointError`` before its step is taken: the
+    model keeps the weights before it, and the checkpoint those it last saved.
+
     >>> import tempfile
     >>> def make():
     ...     _ = torch.manual_seed(0)
@@ -100,7 +103,10 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
         if averaged is not None:
             averaged.load_state_dict(state["average"])
 
+    saved = [len(losses)] if losses else []  # the step of the checkpoint on disk, for the error message
+
     def save() -> None:
+        saved[:] = [len(losses)]
         save_checkpoint(checkpoint, {
             "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "generator": generator.get_state(), "losses": losses,
@@ -114,6 +120,11 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
     for done, _ in enumerate(bar, 1):
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(generator)
+        if not torch.isfinite(loss):  # stop before the step: Adam would spread it to every weight, and the next save
+            kept = "" if checkpoint is None else f", and {checkpoint} those after step {saved[0]}" if saved else ""
+            raise FloatingPointError(  # would overwrite the last good checkpoint with them
+                f"{description}: the loss of step {len(losses) + 1} of {steps} is {float(loss)}; the model holds the "
+                f"weights before that step{kept}. Try a lower lr")
         loss.backward()
         optimizer.step()
         schedule.step()
@@ -122,7 +133,7 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
             averaged.update_parameters(model)
         seconds = before + time.perf_counter() - start
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix({metric: f"{losses[-1]:.4f}"})
+            bar.set_postfix({metric: f"{losses[-1]:.4f}"}, refresh=False)  # redraws only as often as the bar's own mininterval
         stopping = stop_after is not None and done >= stop_after
         if checkpoint is not None and (len(losses) % checkpoint_every == 0 or len(losses) == steps or stopping):
             save()

@@ -46,7 +46,7 @@ from ..metrics import cross_correlation, transfer_function
 from ..models import EquivariantUNet, plain_counterpart
 from ..nn import SteerableConv3d
 from ..testing import equivariance_error
-from ._results import load_records, save_records
+from ._results import load_records, model_label, save_records
 from ._training import check_average, checkpoint_path, train_steps
 
 __all__ = [
@@ -385,9 +385,9 @@ def format_table(results: Sequence[Result], size: int = 24, box_size: float = 96
         for r in rows:
             mask = low_k(r, task)
             t, c = np.asarray(r.scores["T"])[mask], np.asarray(r.scores["r"])[mask]
-            model = f"{r.model}, weights averaged ({r.average:g})" if r.average else r.model
-            lines.append(f"| {model} | {r.parameters} | {r.train_seconds:.0f} s | {np.abs(t - 1).max():.4f} | {c.min():.4f} | "
-                         f"{c.mean():.4f} | {r.scores['relative_squared_error'][0]:.4f} | {r.grid_error:.1e} |")
+            lines.append(f"| {model_label(r.model, r.average)} | {r.parameters} | {r.train_seconds:.0f} s | "
+                         f"{np.abs(t - 1).max():.4f} | {c.min():.4f} | {c.mean():.4f} | "
+                         f"{r.scores['relative_squared_error'][0]:.4f} | {r.grid_error:.1e} |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 

@@ -46,7 +46,7 @@ from ..data.density import ELEMENTS, dft_density, g2_molecules
 from ..models import EquivariantUNet
 from ..symmetry import random_rotations
 from ..testing import equivariance_error
-from ._results import load_records, save_records
+from ._results import load_records, model_label, save_records
 from ._training import check_average, checkpoint_path, train_steps
 
 __all__ = [
@@ -466,8 +466,7 @@ def format_table(results: Sequence[Result]) -> str:
         error = "" if math.isnan(r.grid_error) else f"{r.grid_error:.1e}"
         seconds = f"{r.train_seconds:.0f} s" if r.train_seconds else ""
         molecules = f"{r.molecules} (+ {r.copies} copies each)" if r.copies else f"{r.molecules or ''}"
-        model = f"{r.model}, weights averaged ({r.average:g})" if r.average else r.model
-        lines.append(f"| {model} | {molecules} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
+        lines.append(f"| {model_label(r.model, r.average)} | {molecules} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
     return "\n".join(lines)
 
 

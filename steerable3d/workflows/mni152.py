@@ -178,7 +178,7 @@ def train_model(model: torch.nn.Module, split: Split, pool: Sequence[tuple[int, 
         optimizer.step()
         losses.append(float(loss.detach()))
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()
     return losses, time.perf_counter() - start
 

@@ -424,7 +424,7 @@ def train(
         history.steps.append(step + 1)
         history.losses.append(float(ctx.mean(loss.detach())))  # the loss of the joined batch
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{history.losses[-1]:.3f}")
+            bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
         step += 1
         done += 1
         if step % config.validate_every == 0 or step == config.steps:

@@ -110,7 +110,7 @@ def train_full_batch(
         if perfect is None and bool((logits.argmax(1) == labels).all()):
             perfect = step
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()
     return losses, perfect
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from steerable3d.checkpoint import load_checkpoint
 from steerable3d.models import EquivariantUNet
 from steerable3d.workflows._training import train_steps
 
@@ -90,3 +91,23 @@ def test_average_is_the_moving_average_of_the_second_half_and_resumes(tmp_path):
         train_steps(resumed, _loss(resumed), 8, lr=1e-2, seed=5, checkpoint=path)
     with pytest.raises(ValueError, match="average: expected"):
         train_steps(resumed, _loss(resumed), 8, lr=1e-2, average=1.0)
+
+
+def test_non_finite_loss_stops_before_the_step_and_keeps_the_checkpoint(tmp_path):
+    path = tmp_path / "run.pt"
+    model = _model()
+    loss = _loss(model)
+    calls = []
+
+    def diverging(generator):  # finite for 5 steps, then infinite
+        calls.append(None)
+        return loss(generator) * (float("inf") if len(calls) > 5 else 1.0)
+
+    with pytest.raises(FloatingPointError, match=r"step 6 of 9 is inf.*those after step 4"):
+        train_steps(model, diverging, 9, lr=1e-2, seed=5, checkpoint=path, checkpoint_every=2)
+    # the model holds the weights of a run stopped after step 5, and the checkpoint those after step 4
+    for steps_done, state in ((5, model.state_dict()), (4, load_checkpoint(path)["model"])):
+        reference = _model()
+        train_steps(reference, _loss(reference), 9, lr=1e-2, seed=5, stop_after=steps_done)
+        for name, value in reference.state_dict().items():
+            assert torch.equal(state[name], value), (steps_done, name)
