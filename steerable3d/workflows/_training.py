@@ -3,6 +3,7 @@ optionally checkpointed so that an interrupted run resumes exactly where it stop
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -37,6 +38,23 @@ def check_average(average: float | None) -> None:
     """Raise a ``ValueError`` unless ``average`` is None or the decay of a moving average, in (0, 1)."""
     if average is not None and (isinstance(average, bool) or not isinstance(average, (int, float)) or not 0 < average < 1):
         raise ValueError(f"average: expected the decay of a moving average of the weights, in (0, 1) (e.g. 0.999), got {average!r}")
+
+
+def stop_if_diverged(loss: float, description: str, step: int, steps: int, checkpoint: str | None = None) -> None:
+    """Raise ``FloatingPointError`` if ``loss`` (that of ``step`` of ``steps``, 1-based) is not finite. Call it
+    before the step: one Adam step on it would spread NaN to every weight, and the next checkpoint would
+    replace the last good one with them. ``checkpoint`` says what the last checkpoint holds.
+
+    >>> stop_if_diverged(0.5, "train", 3, 10)
+    >>> stop_if_diverged(float("nan"), "train", 3, 10, "last.pt those after step 2")
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: train: the loss of step 3 of 10 is nan; the model holds the weights before that step, and last.pt those after step 2. Try a lower learning rate
+    """
+    if not math.isfinite(loss):
+        kept = "" if checkpoint is None else f", and {checkpoint}"
+        raise FloatingPointError(f"{description}: the loss of step {step} of {steps} is {loss}; the model holds the weights "
+                                 f"before that step{kept}. Try a lower learning rate")
 
 
 def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor], steps: int, *, lr: float,
@@ -120,11 +138,8 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
     for done, _ in enumerate(bar, 1):
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(generator)
-        if not torch.isfinite(loss):  # stop before the step: Adam would spread it to every weight, and the next save
-            kept = "" if checkpoint is None else f", and {checkpoint} those after step {saved[0]}" if saved else ""
-            raise FloatingPointError(  # would overwrite the last good checkpoint with them
-                f"{description}: the loss of step {len(losses) + 1} of {steps} is {float(loss)}; the model holds the "
-                f"weights before that step{kept}. Try a lower lr")
+        stop_if_diverged(float(loss), description, len(losses) + 1, steps,
+                         f"{checkpoint} those after step {saved[0]}" if checkpoint is not None and saved else None)
         loss.backward()
         optimizer.step()
         schedule.step()

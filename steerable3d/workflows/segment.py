@@ -37,6 +37,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..inference import pad_to, sliding_window
 from ..io import Volume, from_ras, load_nifti, save_nifti
 from ..models import EquivariantUNet
+from ._training import stop_if_diverged
 
 __all__ = ["SegmentConfig", "Case", "write_phantom_cases", "find_cases", "load_case", "standardize", "PatchSampler", "train", "predict",
            "dice_scores"]
@@ -349,7 +350,9 @@ def train(
     """Train (or resume) a U-Net; checkpoints go to ``out_dir/last.pt`` (every ``validate_every`` steps
     and at the end) and ``out_dir/best.pt`` (best validation Dice). ``stop_after`` ends the call after that
     many steps of this run (the checkpoint is written), as an interruption would. Returns the model (eval
-    mode) and the :class:`History` of losses and validation Dice (mean over foreground classes).
+    mode) and the :class:`History` of losses and validation Dice (mean over foreground classes). A loss that
+    is not finite raises ``FloatingPointError`` before its step, so ``last.pt`` keeps good weights to resume
+    from with a lower ``lr`` (with ``amp`` on CUDA the gradient scaler skips such steps instead).
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -397,7 +400,11 @@ def train(
         log(f"no checkpoint at {last}: starting from scratch")
     trained = ctx.wrap(model)  # DistributedDataParallel under torchrun
 
+    saved = [step] if step else []  # the step last.pt holds, for the message of a diverging run
+
     def checkpoint(path: Path) -> None:  # rank 0 writes; the others wait at the barrier after it
+        if path == last:
+            saved[:] = [step]
         if ctx.is_main:
             save_checkpoint(path, {
                 "config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -418,11 +425,14 @@ def train(
         with _autocast(device, config.amp):
             logits = trained(x)
         loss = loss_fn(logits.float(), y[:, None])
+        joined = float(ctx.mean(loss.detach()))  # the loss of the joined batch, the same on every process
+        if not scaler.is_enabled():  # the scaler itself skips steps whose gradients overflow in float16
+            stop_if_diverged(joined, "train", step + 1, config.steps, f"{last} those after step {saved[0]}" if saved else None)
         scaler.scale(loss).backward()  # DistributedDataParallel averages the gradients over the processes
         scaler.step(optimizer)
         scaler.update()
         history.steps.append(step + 1)
-        history.losses.append(float(ctx.mean(loss.detach())))  # the loss of the joined batch
+        history.losses.append(joined)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
         step += 1

@@ -58,6 +58,31 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path, make_dataset):
         seg.train(tiny_config(lr=0.5), cases, tmp_path / "b", resume=True, log=lambda s: None)
 
 
+def test_diverging_run_stops_before_the_step_and_keeps_the_last_checkpoint(tmp_path, make_dataset, monkeypatch):
+    import monai.losses
+
+    images, labels = make_dataset(tmp_path)
+    cases = [seg.load_case(i, l) for i, l in seg.find_cases(images, labels)]
+    reference, _ = seg.train(tiny_config(), cases, tmp_path / "a", stop_after=3, log=lambda s: None)
+    calls = []
+
+    class Diverging(monai.losses.DiceCELoss):  # finite for 3 steps, then NaN
+        def forward(self, *args):
+            calls.append(None)
+            return super().forward(*args) * (float("nan") if len(calls) > 3 else 1.0)
+
+    monkeypatch.setattr(monai.losses, "DiceCELoss", Diverging)
+    with pytest.raises(FloatingPointError, match=r"step 4 of 4 is nan.*last.pt those after step 2"):
+        seg.train(tiny_config(), cases, tmp_path / "b", log=lambda s: None)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 2
+    # no weight saw the NaN: the last checkpoint resumes to the reference run's step-3 weights
+    monkeypatch.undo()
+    resumed, history = seg.train(tiny_config(), cases, tmp_path / "b", resume=True, stop_after=1, log=lambda s: None)
+    assert history.steps == [1, 2, 3]
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "last.pt", {"step": 1})
 
