@@ -351,8 +351,8 @@ def train(
     and at the end) and ``out_dir/best.pt`` (best validation Dice). ``stop_after`` ends the call after that
     many steps of this run (the checkpoint is written), as an interruption would. Returns the model (eval
     mode) and the :class:`History` of losses and validation Dice (mean over foreground classes). A loss that
-    is not finite raises ``FloatingPointError`` before its step, so ``last.pt`` keeps good weights to resume
-    from with a lower ``lr`` (with ``amp`` on CUDA the gradient scaler skips such steps instead).
+    is not finite raises ``FloatingPointError`` before its step, so ``last.pt`` keeps the good weights it
+    last saved (with ``amp`` on CUDA the gradient scaler skips such steps instead).
 
     >>> import tempfile
     >>> from pathlib import Path
