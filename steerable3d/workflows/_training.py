@@ -138,12 +138,13 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
     for done, _ in enumerate(bar, 1):
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(generator)
-        stop_if_diverged(float(loss), description, len(losses) + 1, steps,
+        value = float(loss.detach())
+        stop_if_diverged(value, description, len(losses) + 1, steps,
                          f"{checkpoint} those after step {saved[0]}" if checkpoint is not None and saved else None)
         loss.backward()
         optimizer.step()
         schedule.step()
-        losses.append(float(loss.detach()))
+        losses.append(value)
         if averaged is not None and len(losses) > steps // 2:
             averaged.update_parameters(model)
         seconds = before + time.perf_counter() - start
