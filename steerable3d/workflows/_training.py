@@ -40,19 +40,21 @@ def check_average(average: float | None) -> None:
         raise ValueError(f"average: expected the decay of a moving average of the weights, in (0, 1) (e.g. 0.999), got {average!r}")
 
 
-def stop_if_diverged(loss: float, description: str, step: int, steps: int, checkpoint: str | None = None) -> None:
+def stop_if_diverged(loss: float, description: str, step: int, steps: int, checkpoint: str | os.PathLike | None = None,
+                     saved_step: int | None = None) -> None:
     """Raise ``FloatingPointError`` if ``loss`` (that of ``step`` of ``steps``, 1-based) is not finite. Call it
     before the step: one Adam step on it would spread NaN to every weight, and the next checkpoint would
-    replace the last good one with them. ``checkpoint`` says what the last checkpoint holds.
+    replace the last good one with them. The message names the ``checkpoint`` file and the step it holds
+    (``saved_step``) when there is one.
 
     >>> stop_if_diverged(0.5, "train", 3, 10)
-    >>> stop_if_diverged(float("nan"), "train", 3, 10, "last.pt those after step 2")
+    >>> stop_if_diverged(float("nan"), "train", 3, 10, "last.pt", saved_step=2)
     Traceback (most recent call last):
     ...
     FloatingPointError: train: the loss of step 3 of 10 is nan; the model holds the weights before that step, and last.pt those after step 2. Try a lower learning rate
     """
     if not math.isfinite(loss):
-        kept = "" if checkpoint is None else f", and {checkpoint}"
+        kept = "" if checkpoint is None or saved_step is None else f", and {checkpoint} those after step {saved_step}"
         raise FloatingPointError(f"{description}: the loss of step {step} of {steps} is {loss}; the model holds the weights "
                                  f"before that step{kept}. Try a lower learning rate")
 
@@ -121,10 +123,11 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
         if averaged is not None:
             averaged.load_state_dict(state["average"])
 
-    saved = [len(losses)] if losses else []  # the step of the checkpoint on disk, for the error message
+    saved_step = len(losses) if losses else None  # the step of the checkpoint on disk, for a diverging run's message
 
     def save() -> None:
-        saved[:] = [len(losses)]
+        nonlocal saved_step
+        saved_step = len(losses)
         save_checkpoint(checkpoint, {
             "identity": identity, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "generator": generator.get_state(), "losses": losses,
@@ -139,8 +142,7 @@ def train_steps(model: torch.nn.Module, batch_loss: Callable[[torch.Tensor], tor
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(generator)
         value = float(loss.detach())
-        stop_if_diverged(value, description, len(losses) + 1, steps,
-                         f"{checkpoint} those after step {saved[0]}" if checkpoint is not None and saved else None)
+        stop_if_diverged(value, description, len(losses) + 1, steps, checkpoint, saved_step)
         loss.backward()
         optimizer.step()
         schedule.step()

@@ -466,7 +466,8 @@ def format_table(results: Sequence[Result]) -> str:
         error = "" if math.isnan(r.grid_error) else f"{r.grid_error:.1e}"
         seconds = f"{r.train_seconds:.0f} s" if r.train_seconds else ""
         molecules = f"{r.molecules} (+ {r.copies} copies each)" if r.copies else f"{r.molecules or ''}"
-        lines.append(f"| {model_label(r.model, r.average)} | {molecules} | {r.parameters or ''} | " + " | ".join(cells) + f" | {error} | {seconds} |")
+        lines.append(f"| {model_label(r.model, r.average)} | {molecules} | {r.parameters or ''} | " + " | ".join(cells)
+                     + f" | {error} | {seconds} |")
     return "\n".join(lines)
 
 

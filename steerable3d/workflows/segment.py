@@ -400,11 +400,12 @@ def train(
         log(f"no checkpoint at {last}: starting from scratch")
     trained = ctx.wrap(model)  # DistributedDataParallel under torchrun
 
-    saved = [step] if step else []  # the step last.pt holds, for the message of a diverging run
+    saved_step = step if step else None  # the step last.pt holds, for a diverging run's message
 
     def checkpoint(path: Path) -> None:  # rank 0 writes; the others wait at the barrier after it
+        nonlocal saved_step
         if path == last:
-            saved[:] = [step]
+            saved_step = step
         if ctx.is_main:
             save_checkpoint(path, {
                 "config": dataclasses.asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -427,7 +428,7 @@ def train(
         loss = loss_fn(logits.float(), y[:, None])
         joined = float(ctx.mean(loss.detach()))  # the loss of the joined batch, the same on every process
         if not scaler.is_enabled():  # the scaler itself skips steps whose gradients overflow in float16
-            stop_if_diverged(joined, "train", step + 1, config.steps, f"{last} those after step {saved[0]}" if saved else None)
+            stop_if_diverged(joined, "train", step + 1, config.steps, last, saved_step)
         scaler.scale(loss).backward()  # DistributedDataParallel averages the gradients over the processes
         scaler.step(optimizer)
         scaler.update()
