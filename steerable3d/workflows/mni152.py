@@ -44,6 +44,7 @@ from ..metrics import dice
 from ..models import EquivariantUNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
 from ._results import load_records, percent_mean_std, save_records
+from ._training import stop_if_diverged
 
 __all__ = [
     "CORNER", "SIZE", "RADIUS", "TRAIN_Y", "Split", "make_split", "build_models", "Result", "run", "format_tables",
@@ -158,7 +159,8 @@ def patch_pool(split: Split, n: int, seed: int) -> list[tuple[int, int, int]]:
 
 def train_model(model: torch.nn.Module, split: Split, pool: Sequence[tuple[int, int, int]], steps: int, *, batch_size: int = 2,
                 lr: float = 3e-3, seed: int = 0, progress: Callable | None = None, description: str = "train") -> tuple[list[float], float]:
-    """Adam + MONAI Dice/cross-entropy on patches drawn uniformly from ``pool``. Returns (losses, seconds)."""
+    """Adam + MONAI Dice/cross-entropy on patches drawn uniformly from ``pool``. Returns (losses, seconds). A
+    loss that is not finite raises ``FloatingPointError`` before its step, so the model keeps the weights before it."""
     from monai.losses import DiceCELoss
 
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -167,13 +169,14 @@ def train_model(model: torch.nn.Module, split: Split, pool: Sequence[tuple[int, 
     losses, start = [], time.perf_counter()
     model.train()
     bar = progress(range(steps), desc=description, leave=False) if progress else range(steps)
-    for _ in bar:
+    for step in bar:
         picks = torch.randint(len(pool), (batch_size,), generator=generator).tolist()
         corners = [pool[i] for i in picks]
         x = torch.stack([split.image[:, a : a + PATCH, b : b + PATCH, c : c + PATCH] for a, b, c in corners])
         y = torch.stack([split.labels[a : a + PATCH, b : b + PATCH, c : c + PATCH] for a, b, c in corners])
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y[:, None])
+        stop_if_diverged(float(loss.detach()), description, step + 1, steps)
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))

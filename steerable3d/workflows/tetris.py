@@ -32,6 +32,7 @@ from ..data.tetris import TETRIS_CHIRAL_PAIR, tetris_volumes
 from ..models.tetris import PlainTetrisCNN, TetrisNet
 from ..symmetry import grid_symmetries, random_rotations, transform_field
 from ._results import percent_mean_std
+from ._training import stop_if_diverged
 
 __all__ = ["TetrisRun", "train_full_batch", "training_set", "make_test_sets", "evaluate", "grid_check", "run_protocol", "format_table", "plot_runs"]
 
@@ -86,7 +87,8 @@ def train_full_batch(
     description: str = "train",
 ) -> tuple[list[float], int | None]:
     """Adam + cross-entropy on one full batch (``volumes [B, 1, N, N, N]``, ``labels [B]``) for ``steps``
-    steps. Leaves ``model`` in eval mode. Returns (losses, first step at 100%, or None).
+    steps. Leaves ``model`` in eval mode. Returns (losses, first step at 100%, or None). A loss that is not
+    finite raises ``FloatingPointError`` before its step, so the model keeps the weights before it.
 
     >>> from steerable3d.data import tetris_volumes
     >>> from steerable3d.models import TetrisNet
@@ -104,6 +106,7 @@ def train_full_batch(
         optimizer.zero_grad()
         logits = model(volumes)
         loss = torch.nn.functional.cross_entropy(logits, labels)
+        stop_if_diverged(float(loss.detach()), description, step + 1, steps)
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))

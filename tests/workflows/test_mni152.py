@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -69,3 +71,15 @@ def test_cli_rejects_bad_counts(capsys):
     assert "--steps" in capsys.readouterr().err
     assert main(["mni152", "--seeds", "0"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_training_stops_before_a_non_finite_step():
+    split = SimpleNamespace(image=torch.rand(1, 34, 34, 34), labels=torch.randint(0, 3, (34, 34, 34)))
+    torch.manual_seed(0)
+    model = torch.nn.Conv3d(1, 3, 1)
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
+    split.image[0, 1, 1, 1] = float("nan")  # in both patches the pool offers
+    with pytest.raises(FloatingPointError, match="step 1 of 3 is nan"):
+        mni152.train_model(model, split, [(0, 0, 0), (1, 1, 1)], 3)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, initial[name]), name
