@@ -176,10 +176,10 @@ def train_model(model: torch.nn.Module, split: Split, pool: Sequence[tuple[int, 
         y = torch.stack([split.labels[a : a + PATCH, b : b + PATCH, c : c + PATCH] for a, b, c in corners])
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y[:, None])
-        stop_if_diverged(float(loss.detach()), description, step + 1, steps)
+        losses.append(float(loss.detach()))
+        stop_if_diverged(losses[-1], description, step + 1, steps)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.detach()))
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     model.eval()

@@ -106,10 +106,10 @@ def train_full_batch(
         optimizer.zero_grad()
         logits = model(volumes)
         loss = torch.nn.functional.cross_entropy(logits, labels)
-        stop_if_diverged(float(loss.detach()), description, step + 1, steps)
+        losses.append(float(loss.detach()))
+        stop_if_diverged(losses[-1], description, step + 1, steps)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.detach()))
         if perfect is None and bool((logits.argmax(1) == labels).all()):
             perfect = step
         if hasattr(bar, "set_postfix"):
