@@ -209,7 +209,8 @@ def density(args: argparse.Namespace) -> int:
     trained: dict = {}
     results = protocol.run(sizes=args.molecules, steps=args.steps, size=args.grid, spacing=args.spacing, test=args.test,
                            seed=args.seed, cache=cache, progress=progress_bar(), trained=trained, pool=args.pool, copies=args.copies,
-                           checkpoints=args.checkpoints, train_seed=args.train_seed, average=args.average)
+                           checkpoints=args.checkpoints, train_seed=args.train_seed, average=args.average,
+                           conserve_charge=args.conserve_charge)
     _report(protocol.format_table(results), start, args.json, lambda path: protocol.save_results(results, path), args.plot,
             lambda path: protocol.plot_results(results, path, example=(trained["sets"]["rotated"], trained["EquivariantUNet"])))
     return 0
@@ -384,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-seed", type=int, default=None,
                    help="seed of the networks' initial weights and batches only (default --seed, which also draws the split, "
                    "the rotations and the copies): several training seeds on the same data measure the spread between runs")
+    p.add_argument("--conserve-charge", action="store_true",
+                   help="scale every prediction of both networks, in training too, so that it holds the electrons of its input "
+                   "(the superposition of atoms) instead of the count the network would give")
     _average_option(p)
     _checkpoint_option(p)
     _protocol_options(p, "save the learning curves and a density slice (needs matplotlib)")

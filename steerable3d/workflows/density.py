@@ -235,24 +235,48 @@ class DensityModel(torch.nn.Module):
     >>> inputs = torch.rand(2, 5, 8, 8, 8)
     >>> model(inputs).shape, bool(torch.allclose(model(inputs), inputs.sum(1, keepdim=True)))  # gain 0: the superposition
     (torch.Size([2, 1, 8, 8, 8]), True)
+
+    With ``conserve_charge``, each prediction is then scaled to hold the electrons of its input (the sum of
+    the superposition over the grid, which holds the molecule's count to about 0.03%): the network decides
+    where the electrons go, not how many there are. The grid sum is invariant under the grid's symmetries,
+    so the scale keeps the model as equivariant as ``net``; with ``gain`` 0 it is exactly 1.
+
+    >>> model = DensityModel(EquivariantUNet(3, 5, 1, (12,), (), parity=True), conserve_charge=True)
+    >>> with torch.no_grad():
+    ...     _ = model.gain.fill_(1.0)  # as after training: the network moves the density
+    ...     prediction = model(inputs)
+    >>> torch.allclose(prediction.sum(dim=(1, 2, 3, 4)), inputs.sum(dim=(1, 2, 3, 4)), rtol=1e-5)
+    True
     """
 
-    def __init__(self, net: torch.nn.Module, elements: int = len(ELEMENTS)) -> None:
+    def __init__(self, net: torch.nn.Module, elements: int = len(ELEMENTS), conserve_charge: bool = False) -> None:
         super().__init__()
+        if not isinstance(conserve_charge, bool):
+            raise TypeError(f"conserve_charge: expected True or False, got {conserve_charge!r}")
         self.net = net
         self.gain = torch.nn.Parameter(torch.zeros(()))
+        self.conserve_charge = conserve_charge
         self.irreps_in = f"{elements}x0e"
         self.irreps_out = "1x0e"
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         guess = inputs.sum(1, keepdim=True)
-        return guess * torch.exp(self.gain * self.net(torch.asinh(inputs / SCALE)))
+        prediction = guess * torch.exp(self.gain * self.net(torch.asinh(inputs / SCALE)))
+        if not self.conserve_charge:
+            return prediction
+        grid = (2, 3, 4)
+        electrons, predicted = guess.sum(grid, keepdim=True), prediction.sum(grid, keepdim=True)
+        # an empty input predicts an empty density: 0 / 0 there is left at scale 1
+        return prediction * torch.where(predicted > 0, electrons / predicted.clamp_min(torch.finfo(predicted.dtype).tiny), 1.0)
+
+    def extra_repr(self) -> str:
+        return f"conserve_charge={self.conserve_charge}"
 
 
-def build_models(spacing: float = 0.7) -> dict[str, Callable[[], DensityModel]]:
+def build_models(spacing: float = 0.7, conserve_charge: bool = False) -> dict[str, Callable[[], DensityModel]]:
     """The two networks, by name (constructors, so each run starts from its own seed): :class:`DensityModel`
     around an :class:`~steerable3d.models.EquivariantUNet` with kernels for voxels of ``spacing`` Bohr, and
-    around a MONAI ``UNet``.
+    around a MONAI ``UNet``; both scale their predictions to the input's electrons with ``conserve_charge``.
 
     >>> constructors = build_models(spacing=1.5)
     >>> list(constructors)
@@ -266,8 +290,10 @@ def build_models(spacing: float = 0.7) -> dict[str, Callable[[], DensityModel]]:
     elements = len(ELEMENTS)
     return {
         "EquivariantUNet": lambda: DensityModel(
-            EquivariantUNet(3, elements, 1, (16, 32, 64), (2, 2), parity=True, spacing=spacing, norm="batch")),
-        "MONAI UNet": lambda: DensityModel(UNet(3, elements, 1, (6, 12, 24), (2, 2), num_res_units=1, norm="batch")),
+            EquivariantUNet(3, elements, 1, (16, 32, 64), (2, 2), parity=True, spacing=spacing, norm="batch"),
+            conserve_charge=conserve_charge),
+        "MONAI UNet": lambda: DensityModel(UNet(3, elements, 1, (6, 12, 24), (2, 2), num_res_units=1, norm="batch"),
+                                           conserve_charge=conserve_charge),
     }
 
 
@@ -363,8 +389,10 @@ class Result:
     steps, a fraction), ``nmae`` per test condition (one fraction per held-out molecule), ``grid_error``
     (relative, see :func:`grid_error`; NaN for the baseline), ``copies`` (rotated and shifted training
     copies per molecule, see :func:`load_or_make_sets`), ``train_seed`` (the seed of the network's initial
-    weights and batches; None for the baseline, which trains nothing) and ``average`` (the decay of the
-    moving average of the weights the network ends with; None for the last step's weights).
+    weights and batches; None for the baseline, which trains nothing), ``average`` (the decay of the
+    moving average of the weights the network ends with; None for the last step's weights) and
+    ``conserve_charge`` (whether the network scaled its predictions to the input's electrons, see
+    :class:`DensityModel`; False for the baseline and for records written before the option existed).
 
     >>> r = Result("EquivariantUNet", 16, 17000, 60.0, 0.03, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7)
     >>> r.model, round(sum(r.nmae["held out"]) / len(r.nmae["held out"]), 6)
@@ -381,13 +409,15 @@ class Result:
     copies: int = 0
     train_seed: int | None = None
     average: float | None = None
+    conserve_charge: bool = False
 
 
 def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, spacing: float = 0.7, test: int = 16,
         seed: int = 0, cache: str | Path | None = None, progress: Callable | None = None,
         log: Callable[[str], None] = print, trained: dict | None = None, pool: int | None = None,
         models: Callable[[float], dict[str, Callable[[], torch.nn.Module]]] | None = None, copies: int = 0,
-        checkpoints: str | Path | None = None, train_seed: int | None = None, average: float | None = None) -> list[Result]:
+        checkpoints: str | Path | None = None, train_seed: int | None = None, average: float | None = None,
+        conserve_charge: bool = False) -> list[Result]:
     """The whole protocol: the baseline and, for every training-set size of ``sizes``, both networks
     (``steps`` training steps; grids of ``size^3`` voxels of ``spacing`` Bohr; the sets of
     :func:`load_or_make_sets`). With a dict ``trained``, it receives ``"sets"`` and, per network name, the
@@ -400,6 +430,8 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     the rotations and the copies stay those of ``seed``, so that runs with several training seeds measure
     the spread of training on the same data. With ``average`` (a decay such as 0.999), every network ends
     with a moving average of its weights and batch-norm statistics over the second half of its steps.
+    ``conserve_charge`` builds the protocol's networks with the scale to the input's electrons
+    (:class:`DensityModel`); networks from ``models`` carry their own setting, which their records report.
     Returns the baseline's :class:`Result`, then one per training-set size and network.
 
     >>> from steerable3d.models import EquivariantUNet
@@ -412,6 +444,10 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     (['held out', 'held out, rotated'], True)
     """
     check_average(average)  # before the DFT densities, which can take minutes
+    if conserve_charge and models is not None:
+        raise ValueError("conserve_charge: it builds the protocol's own networks; with models, build each "
+                         "DensityModel(..., conserve_charge=True) there instead")
+    constructors = models(spacing) if models is not None else build_models(spacing, conserve_charge)
     sets = load_or_make_sets(size, spacing, test, seed, cache, progress, log, pool, copies)
     if trained is not None:
         trained["sets"] = sets
@@ -424,16 +460,19 @@ def run(sizes: Sequence[int] = (4, 16, 57), steps: int = 2000, size: int = 24, s
     log(f"superposition baseline: NMAE {100 * np.mean(results[0].nmae['held out']):.2f}%")
     train_seed = seed if train_seed is None else train_seed
     for n in sizes:
-        for name, build in (models or build_models)(spacing).items():
+        for name, build in constructors.items():
             torch.manual_seed(train_seed)
             model = build()
+            charge = getattr(model, "conserve_charge", False)
             config = {"network": name, "molecules": n, "size": size, "spacing": spacing, "test": test, "pool": pool, "copies": copies}
+            if charge:  # absent otherwise, so that checkpoints written before the option existed still resume
+                config["conserve_charge"] = True
             losses, seconds = train_model(model, training, n, steps, seed=train_seed, progress=progress, description=f"{name} n={n}",
                                           copies=sets.get("copies"), checkpoint=checkpoint_path(checkpoints, name, f"n{n}"),
                                           config=config, average=average)
             result = Result(name, n, sum(p.numel() for p in model.parameters()), seconds, float(np.mean(losses[-20:])),
                             {k: evaluate(model, v) for k, v in conditions.items()},
-                            grid_error(model, sets["test"].inputs[:2]), copies, train_seed, average)
+                            grid_error(model, sets["test"].inputs[:2]), copies, train_seed, average, charge)
             results.append(result)
             if trained is not None and n == max(sizes):
                 trained[name] = model
@@ -449,7 +488,9 @@ def format_table(results: Sequence[Result]) -> str:
     >>> results = [Result("superposition of atoms", 0, 0, 0.0, math.nan, nmae),
     ...            Result("EquivariantUNet", 4, 17000, 60.0, 0.05, {"held out": [0.05, 0.07], "held out, rotated": [0.05, 0.07]}, 1e-7),
     ...            Result("MONAI UNet", 4, 20000, 40.0, 0.04, {"held out": [0.06, 0.08], "held out, rotated": [0.09, 0.11]}, 0.2),
-    ...            Result("EquivariantUNet", 4, 17000, 61.0, 0.04, {"held out": [0.04, 0.06], "held out, rotated": [0.05, 0.05]}, 2e-7, 3, 0, 0.999)]
+    ...            Result("EquivariantUNet", 4, 17000, 61.0, 0.04, {"held out": [0.04, 0.06], "held out, rotated": [0.05, 0.05]}, 2e-7, 3, 0, 0.999),
+    ...            Result("EquivariantUNet", 4, 17000, 62.0, 0.04, {"held out": [0.03, 0.05], "held out, rotated": [0.04, 0.04]}, 3e-7,
+    ...                   conserve_charge=True)]
     >>> print(format_table(results))
     | model | training molecules | parameters | NMAE held out (%) | NMAE held out, rotated (%) | grid-symmetry error | training time |
     |---|---|---|---|---|---|---|
@@ -457,6 +498,7 @@ def format_table(results: Sequence[Result]) -> str:
     | EquivariantUNet | 4 | 17000 | 6.00 +- 1.00 | 6.00 +- 1.00 | 1.0e-07 | 60 s |
     | MONAI UNet | 4 | 20000 | 7.00 +- 1.00 | 10.00 +- 1.00 | 2.0e-01 | 40 s |
     | EquivariantUNet, weights averaged (0.999) | 4 (+ 3 copies each) | 17000 | 5.00 +- 1.00 | 5.00 +- 0.00 | 2.0e-07 | 61 s |
+    | EquivariantUNet, charge conserved | 4 | 17000 | 4.00 +- 1.00 | 4.00 +- 0.00 | 3.0e-07 | 62 s |
     """
     conditions = list(results[0].nmae)
     lines = ["| model | training molecules | parameters | " + " | ".join(f"NMAE {c} (%)" for c in conditions) +
@@ -466,7 +508,8 @@ def format_table(results: Sequence[Result]) -> str:
         error = "" if math.isnan(r.grid_error) else f"{r.grid_error:.1e}"
         seconds = f"{r.train_seconds:.0f} s" if r.train_seconds else ""
         molecules = f"{r.molecules} (+ {r.copies} copies each)" if r.copies else f"{r.molecules or ''}"
-        lines.append(f"| {model_label(r.model, r.average)} | {molecules} | {r.parameters or ''} | " + " | ".join(cells)
+        label = model_label(r.model, r.average) + (", charge conserved" if r.conserve_charge else "")
+        lines.append(f"| {label} | {molecules} | {r.parameters or ''} | " + " | ".join(cells)
                      + f" | {error} | {seconds} |")
     return "\n".join(lines)
 

@@ -189,3 +189,47 @@ def test_weight_average_is_what_every_network_ends_with_and_the_json_names_it(tm
     assert main(argv[:-1] + [str(tmp_path / "other.pt"), "--average", "1"]) == 2
     assert "average: expected the decay of a moving average of the weights, in (0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "other.pt").exists()
+
+
+def test_charge_conserving_models_hold_the_electrons_of_their_input_and_stay_exact(small_set):
+    def trained(conserve_charge):
+        torch.manual_seed(0)
+        model = density.DensityModel(EquivariantUNet(3, 5, 1, (12, 24), (2,), parity=True, spacing=1.0), conserve_charge=conserve_charge)
+        losses, _ = density.train_model(model, small_set, len(small_set), 60, lr=3e-3)
+        with torch.no_grad():
+            return model, losses, model(small_set.inputs).sum(dim=(1, 2, 3, 4)).double()
+
+    inputs = small_set.inputs.sum(dim=(1, 2, 3, 4)).double()  # voxels of 1 Bohr^3: the sums are electron counts
+    scaled, scaled_losses, held = trained(True)
+    free, free_losses, moved = trained(False)
+    assert scaled_losses[0] == free_losses[0]  # gain 0: the scale is exactly 1, both start from the superposition
+    assert torch.allclose(held, inputs, rtol=1e-5)
+    assert torch.allclose(held, small_set.electrons.double(), rtol=5e-3)  # the input holds the molecule's count
+    assert (moved / inputs - 1).abs().max() > 1e-3  # without the scale, training moves the count
+    assert density.grid_error(scaled, small_set.inputs[:2]) < 1e-5
+    baseline = np.mean(density.evaluate(lambda x: x.sum(1, keepdim=True), small_set))
+    assert np.mean(density.evaluate(scaled, small_set)) < 0.7 * baseline  # it learns (0.53 after these 60 steps)
+    empty = torch.zeros(1, 5, 12, 12, 12)  # no atoms: an empty density, not 0 / 0
+    assert torch.equal(scaled(empty), torch.zeros(1, 1, 12, 12, 12))
+    with pytest.raises(TypeError, match="conserve_charge: expected True or False, got 1"):
+        density.DensityModel(EquivariantUNet(3, 5, 1, (12,), (), parity=True), conserve_charge=1)
+
+
+def test_cli_conserves_charge_in_both_networks_and_the_json_says_so(tmp_path, capsys):
+    argv = ["density", "--pool", "1", "--test", "1", "--molecules", "1", "--steps", "4", "--grid", "8", "--spacing", "1.5",
+            "--seed", "26", "--cache", str(tmp_path / "sets.pt"), "--checkpoints", str(tmp_path / "runs")]
+    assert main(argv + ["--json", str(tmp_path / "free.json")]) == 0
+    capsys.readouterr()
+    # a checkpoint of a run without the scale is not resumed by one with it
+    assert main(argv + ["--conserve-charge"]) == 2
+    assert "written by another run" in capsys.readouterr().err
+    assert main(argv[:-1] + [str(tmp_path / "scaled"), "--conserve-charge", "--json", str(tmp_path / "scaled.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| EquivariantUNet, charge conserved | 1 |" in out and "| MONAI UNet, charge conserved | 1 |" in out
+    free, scaled = density.load_results(tmp_path / "free.json"), density.load_results(tmp_path / "scaled.json")
+    assert [r.conserve_charge for r in scaled] == [False, True, True] and not any(r.conserve_charge for r in free)
+    assert scaled[0].nmae == free[0].nmae  # the baseline is not a network
+    for plain, conserving in zip(free[1:], scaled[1:]):
+        assert plain.nmae != conserving.nmae
+    with pytest.raises(ValueError, match="conserve_charge: it builds the protocol's own networks"):
+        density.run(models=density.build_models, conserve_charge=True, cache=tmp_path / "sets.pt")
